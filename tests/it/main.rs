@@ -1,0 +1,1 @@
+//! ExecGov's black-box tests: one test binary, one module per feature.
