@@ -5,10 +5,27 @@
 //! - [`types`]: ids and states parsed once at the edge (`RunId`, `ScriptName`, `Actor`, `RunState`).
 //! - [`config`]: `execgov.toml`, people, groups, channels, secret references.
 //! - [`manifest`]: script manifests, typed parameters, `execgov check`.
+//! - [`command`]: the command grammar every channel shares.
+//! - [`policy`]: who may run what, where, and who may approve.
+//! - [`engine`]: handles commands: requests, decisions, cancels, status.
 //! - [`store`]: sqlx store (SQLite or PostgreSQL): runs, approvals, artifacts, the audit chain.
 //! - [`runner`]: one child process, sandboxed: process group, timeout, log cap, masking.
+//! - [`pool`]: the worker pool that claims queued runs and runs them.
+//! - [`links`]: signed audit links.
+//! - [`web`]: the HTTP routes.
+//! - [`app`]: the application the binary runs and the tests build.
+//! - [`cli`]: the command line, a local channel.
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod command;
 pub mod config;
+pub mod engine;
+pub mod links;
 pub mod manifest;
+pub mod policy;
+pub mod pool;
 pub mod runner;
 pub mod store;
 pub mod types;
+pub mod web;

@@ -1,1 +1,9 @@
 //! ExecGov's black-box tests: one test binary, one module per feature.
+
+mod helpers;
+
+mod cli;
+mod governance;
+mod manifests;
+mod web;
+mod store;

@@ -1,0 +1,114 @@
+//! The application the binary runs and the tests build: store, manifests,
+//! engine, worker pool and HTTP server, with one shutdown path.
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::links::LinkSigner;
+use crate::manifest;
+use crate::pool::{Pool, PoolOptions};
+use crate::store::Store;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Builds the engine: connects the store (running migrations), loads the
+/// manifests (a broken manifest is logged and left out, the rest load) and the
+/// audit-link secret.
+pub async fn build_engine(config: Arc<Config>, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Engine>> {
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("opening the database {}", redact_url(&config.database_url)))?;
+    let (catalog, problems) = manifest::load_catalog(&config.manifests, &config);
+    for p in &problems {
+        tracing::warn!("manifest left out: {p}");
+    }
+    tracing::info!(scripts = catalog.len(), dir = %config.manifests.display(), "manifests loaded");
+    let secret = match &config.web.secret {
+        Some(s) => Some(s.resolve().context("resolving web.secret")?),
+        None => None,
+    };
+    let links = LinkSigner::from_config_or_data_dir(secret, &config.data_dir)?;
+    Ok(Arc::new(Engine::new(config, catalog, store, clock, links)))
+}
+
+/// A built application, bound to its listener but not yet serving.
+#[derive(Debug)]
+pub struct Application {
+    engine: Arc<Engine>,
+    listener: tokio::net::TcpListener,
+    pool_opts: PoolOptions,
+}
+
+impl Application {
+    pub async fn build(mut config: Config) -> anyhow::Result<Application> {
+        let listener = tokio::net::TcpListener::bind(config.web.listen)
+            .await
+            .with_context(|| format!("listening on {} (web.listen)", config.web.listen))?;
+        let addr = listener.local_addr()?;
+        if config.web.listen.port() == 0 {
+            // Port 0 (tests): links must point at the port we really got.
+            config.web.public_url = format!("http://{addr}");
+        }
+        let engine = build_engine(Arc::new(config), Arc::new(SystemClock)).await?;
+        let pool_opts = PoolOptions::from_engine(&engine);
+        Ok(Application { engine, listener, pool_opts })
+    }
+
+    pub fn engine(&self) -> Arc<Engine> {
+        self.engine.clone()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn pool_options_mut(&mut self) -> &mut PoolOptions {
+        &mut self.pool_opts
+    }
+
+    /// Serves HTTP and runs the pool until `shutdown`, then drains both.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let addr = self.local_addr();
+        tracing::info!(%addr, public_url = %self.engine.config().web.public_url, "serving");
+        let pool = Pool::new(self.engine.clone(), self.pool_opts);
+        let pool_task = tokio::spawn(pool.run_until_stopped(shutdown.clone()));
+        let app = crate::web::router(self.engine.clone());
+        let stop = shutdown.clone();
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+            .context("HTTP server")?;
+        pool_task.await.context("worker pool task")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// A database URL for logs, without its password.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutdown requested; draining");
+        token.cancel();
+    });
+}

@@ -1,0 +1,420 @@
+//! The command grammar, parsed once in the core for every channel (Slack,
+//! Matrix, CLI, web). Adapters strip their prefix (`/run`, `!run`, a mention)
+//! and hand the rest here.
+//!
+//! ```text
+//! run <script> [key=value ...]      values may be quoted: note="two words"
+//! list
+//! help [<script>]
+//! status <run-id>
+//! cancel <run-id>
+//! explain <script> [key=value ...]
+//! approve <run-id>
+//! deny <run-id> [reason ...]
+//! login
+//! ```
+
+use crate::types::RunId;
+use std::fmt;
+
+/// One parsed command. Arguments stay raw `key=value` strings here: typing them
+/// is the manifest's job, which knows the parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Run {
+        script: String,
+        args: Vec<(String, String)>,
+    },
+    List,
+    Help {
+        script: Option<String>,
+    },
+    Status {
+        run: RunId,
+    },
+    Cancel {
+        run: RunId,
+    },
+    Explain {
+        script: String,
+        args: Vec<(String, String)>,
+    },
+    Approve {
+        run: RunId,
+    },
+    Deny {
+        run: RunId,
+        reason: Option<String>,
+    },
+    Login,
+}
+
+/// Why a line is not a command, worded for the person who typed it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("empty command; try `help`")]
+    Empty,
+    #[error("unknown command `{0}`; commands: run, list, help, status, cancel, explain, approve, deny, login")]
+    UnknownVerb(String),
+    #[error("`{verb}` needs {what}; usage: {usage}")]
+    Missing {
+        verb: &'static str,
+        what: &'static str,
+        usage: &'static str,
+    },
+    #[error("{0}")]
+    BadRunId(String),
+    #[error("argument `{0}` is not key=value; write e.g. month=2026-10 (quote values with spaces: note=\"two words\")")]
+    NotKeyValue(String),
+    #[error("unterminated quote in `{0}`; close it with a matching {1}")]
+    Unterminated(String, char),
+    #[error("`{verb}` takes no more after {after}; got `{extra}`")]
+    Extra {
+        verb: &'static str,
+        after: &'static str,
+        extra: String,
+    },
+}
+
+impl Command {
+    /// Parses one command line. Leading `run` may be omitted by adapters whose
+    /// prefix already says "run" (`/run report-export …`): see [`Command::parse_run_prefixed`].
+    pub fn parse(line: &str) -> Result<Command, ParseError> {
+        let words = split_words(line)?;
+        let mut it = words.into_iter();
+        let Some(verb) = it.next() else {
+            return Err(ParseError::Empty);
+        };
+        let rest: Vec<String> = it.collect();
+        match verb.to_ascii_lowercase().as_str() {
+            "run" => {
+                let (script, args) = script_and_args("run", "run <script> [key=value ...]", rest)?;
+                Ok(Command::Run { script, args })
+            }
+            "explain" => {
+                let (script, args) =
+                    script_and_args("explain", "explain <script> [key=value ...]", rest)?;
+                Ok(Command::Explain { script, args })
+            }
+            "list" | "ls" => {
+                no_more("list", "the verb", &rest, 0)?;
+                Ok(Command::List)
+            }
+            "help" => {
+                no_more("help", "the script name", &rest, 1)?;
+                Ok(Command::Help {
+                    script: rest.into_iter().next(),
+                })
+            }
+            "status" => Ok(Command::Status {
+                run: one_run_id("status", "status <run-id>", &rest)?,
+            }),
+            "cancel" => Ok(Command::Cancel {
+                run: one_run_id("cancel", "cancel <run-id>", &rest)?,
+            }),
+            "approve" => Ok(Command::Approve {
+                run: one_run_id("approve", "approve <run-id>", &rest)?,
+            }),
+            "deny" => {
+                let usage = "deny <run-id> [reason]";
+                let Some(first) = rest.first() else {
+                    return Err(ParseError::Missing {
+                        verb: "deny",
+                        what: "a run id",
+                        usage,
+                    });
+                };
+                let run = RunId::parse(first).map_err(ParseError::BadRunId)?;
+                let reason = rest[1..].join(" ");
+                Ok(Command::Deny {
+                    run,
+                    reason: (!reason.trim().is_empty()).then(|| reason.trim().to_string()),
+                })
+            }
+            "login" => {
+                no_more("login", "the verb", &rest, 0)?;
+                Ok(Command::Login)
+            }
+            other => Err(ParseError::UnknownVerb(other.to_string())),
+        }
+    }
+
+    /// For entry points whose prefix means "run" (Slack's `/run`): a line whose
+    /// first word is a known verb is parsed as that command, anything else as
+    /// `run <line>`, so `/run report-export month=2026-10` and `/run status 42`
+    /// both work.
+    pub fn parse_run_prefixed(line: &str) -> Result<Command, ParseError> {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.is_empty() {
+            return Ok(Command::Help { script: None });
+        }
+        if VERBS.contains(&first.to_ascii_lowercase().as_str()) {
+            Command::parse(line)
+        } else {
+            Command::parse(&format!("run {line}"))
+        }
+    }
+
+    /// The verb as written in the audit log.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Command::Run { .. } => "run",
+            Command::List => "list",
+            Command::Help { .. } => "help",
+            Command::Status { .. } => "status",
+            Command::Cancel { .. } => "cancel",
+            Command::Explain { .. } => "explain",
+            Command::Approve { .. } => "approve",
+            Command::Deny { .. } => "deny",
+            Command::Login => "login",
+        }
+    }
+}
+
+const VERBS: &[&str] = &[
+    "run", "list", "ls", "help", "status", "cancel", "explain", "approve", "deny", "login",
+];
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let args_str = |args: &[(String, String)]| {
+            args.iter()
+                .map(|(k, v)| format!(" {k}={}", quote_if_needed(v)))
+                .collect::<String>()
+        };
+        match self {
+            Command::Run { script, args } => write!(f, "run {script}{}", args_str(args)),
+            Command::Explain { script, args } => write!(f, "explain {script}{}", args_str(args)),
+            Command::List => f.write_str("list"),
+            Command::Help { script: None } => f.write_str("help"),
+            Command::Help { script: Some(s) } => write!(f, "help {s}"),
+            Command::Status { run } => write!(f, "status {run}"),
+            Command::Cancel { run } => write!(f, "cancel {run}"),
+            Command::Approve { run } => write!(f, "approve {run}"),
+            Command::Deny { run, reason: None } => write!(f, "deny {run}"),
+            Command::Deny {
+                run,
+                reason: Some(r),
+            } => write!(f, "deny {run} {r}"),
+            Command::Login => f.write_str("login"),
+        }
+    }
+}
+
+/// Quotes a value for display so that it reads back as one argument.
+pub fn quote_if_needed(v: &str) -> String {
+    if !v.is_empty() && !v.chars().any(|c| c.is_whitespace() || c == '"' || c == '\'') {
+        return v.to_string();
+    }
+    let escaped = v.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("\"{escaped}\"")
+}
+
+fn script_and_args(
+    verb: &'static str,
+    usage: &'static str,
+    rest: Vec<String>,
+) -> Result<(String, Vec<(String, String)>), ParseError> {
+    let mut it = rest.into_iter();
+    let Some(script) = it.next() else {
+        return Err(ParseError::Missing {
+            verb,
+            what: "a script name",
+            usage,
+        });
+    };
+    let args = it.map(|w| split_kv(&w)).collect::<Result<Vec<_>, _>>()?;
+    Ok((script, args))
+}
+
+fn split_kv(word: &str) -> Result<(String, String), ParseError> {
+    match word.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(ParseError::NotKeyValue(word.to_string())),
+    }
+}
+
+fn one_run_id(verb: &'static str, usage: &'static str, rest: &[String]) -> Result<RunId, ParseError> {
+    let Some(first) = rest.first() else {
+        return Err(ParseError::Missing {
+            verb,
+            what: "a run id",
+            usage,
+        });
+    };
+    no_more(verb, "the run id", rest, 1)?;
+    RunId::parse(first).map_err(ParseError::BadRunId)
+}
+
+fn no_more(
+    verb: &'static str,
+    after: &'static str,
+    rest: &[String],
+    allowed: usize,
+) -> Result<(), ParseError> {
+    match rest.get(allowed) {
+        Some(extra) => Err(ParseError::Extra {
+            verb,
+            after,
+            extra: extra.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Splits a line into words. Double or single quotes group words
+/// (`note="two words"` is one word `note=two words`); a backslash escapes the
+/// next character inside double quotes. Chat clients often turn quotes into
+/// typographic ones, so `“…”` and `‘…’` count as quotes too.
+pub fn split_words(line: &str) -> Result<Vec<String>, ParseError> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '"' | '“' | '”' | '\'' | '‘' | '’' => {
+                in_word = true;
+                let close: &[char] = match c {
+                    '"' => &['"'],
+                    '\'' => &['\''],
+                    '“' | '”' => &['”', '“', '"'],
+                    _ => &['’', '‘', '\''],
+                };
+                let mut closed = false;
+                while let Some(q) = chars.next() {
+                    if close.contains(&q) {
+                        closed = true;
+                        break;
+                    }
+                    if q == '\\' && c == '"' {
+                        if let Some(n) = chars.next() {
+                            cur.push(n);
+                        }
+                        continue;
+                    }
+                    cur.push(q);
+                }
+                if !closed {
+                    return Err(ParseError::Unterminated(line.to_string(), close[0]));
+                }
+            }
+            other => {
+                in_word = true;
+                cur.push(other);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(k: &str, v: &str) -> (String, String) {
+        (k.to_string(), v.to_string())
+    }
+
+    #[test]
+    fn run_with_quoted_values() {
+        let c = Command::parse(r#"run report-export month=2026-10 note="two words" x='a b'"#).unwrap();
+        assert_eq!(
+            c,
+            Command::Run {
+                script: "report-export".into(),
+                args: vec![kv("month", "2026-10"), kv("note", "two words"), kv("x", "a b")]
+            }
+        );
+    }
+
+    #[test]
+    fn shell_metacharacters_stay_literal() {
+        let c = Command::parse(r#"run x dir="; touch /tmp/pwned" who=$(id)"#).unwrap();
+        assert_eq!(
+            c,
+            Command::Run {
+                script: "x".into(),
+                args: vec![kv("dir", "; touch /tmp/pwned"), kv("who", "$(id)")]
+            },
+            "the grammar never interprets shell syntax"
+        );
+    }
+
+    #[test]
+    fn typographic_quotes_from_chat_clients() {
+        let c = Command::parse("run x note=“two words”").unwrap();
+        assert_eq!(c, Command::Run { script: "x".into(), args: vec![kv("note", "two words")] });
+    }
+
+    #[test]
+    fn escapes_inside_double_quotes() {
+        let c = Command::parse(r#"run x q="say \"hi\"""#).unwrap();
+        assert_eq!(c, Command::Run { script: "x".into(), args: vec![kv("q", "say \"hi\"")] });
+    }
+
+    #[test]
+    fn every_verb() {
+        assert_eq!(Command::parse("list").unwrap(), Command::List);
+        assert_eq!(Command::parse("help").unwrap(), Command::Help { script: None });
+        assert_eq!(
+            Command::parse("help disk-cleanup").unwrap(),
+            Command::Help { script: Some("disk-cleanup".into()) }
+        );
+        assert_eq!(Command::parse("status #12").unwrap(), Command::Status { run: RunId(12) });
+        assert_eq!(Command::parse("cancel 3").unwrap(), Command::Cancel { run: RunId(3) });
+        assert_eq!(Command::parse("APPROVE 3").unwrap(), Command::Approve { run: RunId(3) });
+        assert_eq!(
+            Command::parse("deny 3 not during the freeze").unwrap(),
+            Command::Deny { run: RunId(3), reason: Some("not during the freeze".into()) }
+        );
+        assert_eq!(Command::parse("deny 3").unwrap(), Command::Deny { run: RunId(3), reason: None });
+        assert_eq!(
+            Command::parse("explain disk-cleanup days=3").unwrap(),
+            Command::Explain { script: "disk-cleanup".into(), args: vec![kv("days", "3")] }
+        );
+        assert_eq!(Command::parse("login").unwrap(), Command::Login);
+    }
+
+    #[test]
+    fn errors_say_what_to_do() {
+        assert_eq!(Command::parse("  "), Err(ParseError::Empty));
+        assert!(matches!(Command::parse("rnu x"), Err(ParseError::UnknownVerb(v)) if v == "rnu"));
+        assert!(matches!(Command::parse("run"), Err(ParseError::Missing { verb: "run", .. })));
+        assert!(matches!(Command::parse("status"), Err(ParseError::Missing { .. })));
+        assert!(matches!(Command::parse("status abc"), Err(ParseError::BadRunId(_))));
+        assert!(matches!(Command::parse("status 1 2"), Err(ParseError::Extra { .. })));
+        assert!(matches!(Command::parse("run x month"), Err(ParseError::NotKeyValue(w)) if w == "month"));
+        assert!(matches!(Command::parse("run x =v"), Err(ParseError::NotKeyValue(_))));
+        assert!(matches!(Command::parse(r#"run x a="open"#), Err(ParseError::Unterminated(_, '"'))));
+        let msg = Command::parse("run x month").unwrap_err().to_string();
+        assert!(msg.contains("key=value"), "the message shows the expected shape: {msg}");
+    }
+
+    #[test]
+    fn run_prefixed_entry_points() {
+        assert_eq!(
+            Command::parse_run_prefixed("report-export month=2026-10").unwrap(),
+            Command::Run { script: "report-export".into(), args: vec![kv("month", "2026-10")] }
+        );
+        assert_eq!(Command::parse_run_prefixed("status 4").unwrap(), Command::Status { run: RunId(4) });
+        assert_eq!(Command::parse_run_prefixed("").unwrap(), Command::Help { script: None });
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for line in [r#"run x note="two words" n=3"#, "deny 4 too risky", "status 9", "list"] {
+            let c = Command::parse(line).unwrap();
+            assert_eq!(Command::parse(&c.to_string()).unwrap(), c, "{line}");
+        }
+    }
+}

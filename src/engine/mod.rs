@@ -1,0 +1,287 @@
+//! The engine: one entry point for every channel. It parses nothing
+//! platform-specific and imports no platform crate: adapters hand it a
+//! verified actor, a place and a parsed [`Command`], and render its [`Reply`].
+//!
+//! - `request.rs`: `run` and `explain` (arguments, policy, approval needs).
+//! - `decide.rs`: `approve`, `deny`, `cancel`.
+//! - `render.rs`: the plain-text shapes of runs, lists and help.
+
+mod decide;
+pub mod render;
+mod request;
+
+pub use render::{help_text, run_summary};
+
+use crate::clock::Clock;
+use crate::command::Command;
+use crate::config::Config;
+use crate::links::LinkSigner;
+use crate::manifest::{Catalog, Manifest};
+use crate::policy;
+use crate::store::{Run, Store};
+use crate::types::{Actor, Place, PlatformUser, RunId, RunState};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use tokio_util::sync::CancellationToken;
+use tokio::sync::{Notify, broadcast};
+
+/// A command with who sent it and where.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub actor: Actor,
+    pub place: Place,
+    pub command: Command,
+}
+
+/// How a reply should be shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyKind {
+    /// Information for the requester (list, help, status, explain).
+    Info,
+    /// A usage error or a refusal: shown to the requester only where possible.
+    Error,
+    /// A run was accepted (queued or waiting for approval).
+    Accepted,
+    /// An approval decision was recorded.
+    Decided,
+}
+
+/// What the engine answers. `text` is complete on its own; `run` lets an
+/// adapter render richer (status messages, buttons).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub kind: ReplyKind,
+    pub text: String,
+    pub run: Option<Run>,
+}
+
+impl Reply {
+    pub fn info(text: impl Into<String>) -> Reply {
+        Reply { kind: ReplyKind::Info, text: text.into(), run: None }
+    }
+
+    pub fn error(text: impl Into<String>) -> Reply {
+        Reply { kind: ReplyKind::Error, text: text.into(), run: None }
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.kind == ReplyKind::Error
+    }
+}
+
+/// A change to a run that adapters and waiters may want to show.
+#[derive(Debug, Clone)]
+pub struct RunEvent {
+    pub run: RunId,
+    pub state: RunState,
+    /// Set for progress updates from `::progress` lines.
+    pub progress: Option<(Option<u8>, String)>,
+}
+
+/// The governed chain's core, shared by the pool, the web server, the CLI and adapters.
+#[derive(Debug)]
+pub struct Engine {
+    config: Arc<Config>,
+    catalog: RwLock<Arc<Catalog>>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    wake: Arc<Notify>,
+    events: broadcast::Sender<RunEvent>,
+    links: LinkSigner,
+    /// Runs this process's pool is executing, so `cancel` can stop them at once.
+    local_cancels: Mutex<HashMap<RunId, CancellationToken>>,
+}
+
+impl Engine {
+    pub fn new(config: Arc<Config>, catalog: Catalog, store: Store, clock: Arc<dyn Clock>, links: LinkSigner) -> Engine {
+        let (events, _) = broadcast::channel(1024);
+        Engine {
+            config,
+            catalog: RwLock::new(Arc::new(catalog)),
+            store,
+            clock,
+            wake: Arc::new(Notify::new()),
+            events,
+            links,
+            local_cancels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn links(&self) -> &LinkSigner {
+        &self.links
+    }
+
+    /// The manifests as loaded now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.read().expect("catalog lock").clone()
+    }
+
+    /// Replaces the manifests (reload); runs already requested keep their digest.
+    pub fn replace_catalog(&self, catalog: Catalog) {
+        *self.catalog.write().expect("catalog lock") = Arc::new(catalog);
+    }
+
+    pub fn manifest(&self, script: &str) -> Option<Manifest> {
+        self.catalog().get(script).cloned()
+    }
+
+    /// Wakes the worker pool: a run may have become claimable.
+    pub fn wake_handle(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
+        self.events.subscribe()
+    }
+
+    pub(crate) fn emit(&self, run: &Run) {
+        let _ = self.events.send(RunEvent { run: run.id, state: run.state, progress: None });
+        if run.state == RunState::Queued {
+            self.wake.notify_one();
+        }
+    }
+
+    pub(crate) fn emit_progress(&self, run: RunId, pct: Option<u8>, text: String) {
+        let _ = self.events.send(RunEvent { run, state: RunState::Running, progress: Some((pct, text)) });
+    }
+
+    /// The pool registers a run it starts; the token is cancelled by `cancel`.
+    pub(crate) fn track_local(&self, run: RunId, token: CancellationToken) {
+        self.local_cancels.lock().expect("cancel map").insert(run, token);
+    }
+
+    pub(crate) fn untrack_local(&self, run: RunId) {
+        self.local_cancels.lock().expect("cancel map").remove(&run);
+    }
+
+    /// Maps a verified platform user to an actor through `people.*`.
+    pub fn actor_for(&self, user: &PlatformUser) -> Actor {
+        match self.config.person_for(user) {
+            Some(person) => Actor::Person { person, via: user.clone(), impersonated_by: None },
+            None => Actor::Unknown { via: user.clone() },
+        }
+    }
+
+    /// The audit link of a run: `{public_url}/runs/{id}?t={token}`.
+    pub fn audit_link(&self, run: RunId) -> String {
+        self.links.link(&self.config.web.public_url, run, self.clock.now_ms())
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Handles one command from any channel.
+    #[tracing::instrument(skip_all, fields(actor = %req.actor, verb = req.command.verb()))]
+    pub async fn handle(&self, req: Request) -> Reply {
+        let result = match req.command.clone() {
+            Command::Run { script, args } => self.request_run(&req.actor, &req.place, &script, &args).await,
+            Command::Explain { script, args } => self.explain(&req.actor, &req.place, &script, &args).await,
+            Command::Approve { run } => self.decide(&req.actor, run, true, None).await,
+            Command::Deny { run, reason } => self.decide(&req.actor, run, false, reason).await,
+            Command::Cancel { run } => self.cancel(&req.actor, run).await,
+            Command::Status { run } => self.status(&req.actor, run).await,
+            Command::List => Ok(self.list(&req.actor, &req.place)),
+            Command::Help { script } => Ok(self.help(script.as_deref())),
+            Command::Login => Ok(Reply::error(
+                "web sign-in is not available yet; the audit link in each run's result opens that run",
+            )),
+        };
+        result.unwrap_or_else(|e| {
+            tracing::error!(error = format!("{e:#}"), "command failed");
+            Reply::error(format!("ExecGov could not do that ({e}); try again, and tell an admin if it persists"))
+        })
+    }
+
+    async fn status(&self, actor: &Actor, id: RunId) -> anyhow::Result<Reply> {
+        let run = match self.store.get_run(id).await {
+            Ok(r) => r,
+            Err(crate::store::StoreError::NotFound(_)) => return Ok(Reply::error(format!("no run {id}"))),
+            Err(e) => return Err(e.into()),
+        };
+        if !self.may_view(actor, &run) {
+            // The same answer as a missing run: no hint that it exists.
+            return Ok(Reply::error(format!("no run {id}")));
+        }
+        let approvals = self.store.approvals(id).await?;
+        let text = run_summary(&run, &approvals, Some(&self.audit_link(id)));
+        Ok(Reply { kind: ReplyKind::Info, text, run: Some(run) })
+    }
+
+    /// Whether `actor` may see a run: its requester, anyone who may run or
+    /// approve that script, the web admins, and ExecGov itself.
+    pub fn may_view(&self, actor: &Actor, run: &Run) -> bool {
+        let Some(person) = actor.person() else {
+            return matches!(actor, Actor::System);
+        };
+        if run.requester_person.as_deref() == Some(person.as_str())
+            || self.config.web.admins.iter().any(|a| a == person.as_str())
+        {
+            return true;
+        }
+        match self.manifest(&run.script) {
+            Some(m) => m
+                .access
+                .run
+                .iter()
+                .chain(m.approval.iter().flat_map(|a| a.approvers.iter()))
+                .any(|p| principal_names_person(&self.config, p, person)),
+            None => false,
+        }
+    }
+
+    fn list(&self, actor: &Actor, place: &Place) -> Reply {
+        let catalog = self.catalog();
+        if catalog.is_empty() {
+            return Reply::info("no scripts are registered; add manifests to the manifests folder");
+        }
+        let mut out = String::from("Scripts:\n");
+        for m in catalog.iter() {
+            let ok = matches!(policy::may_run(&self.config, m, actor, place), policy::Access::Allowed);
+            let risk = if m.risk == crate::manifest::Risk::High { " [needs approval]" } else { "" };
+            let mark = if ok { "" } else { " (not for you here)" };
+            out.push_str(&format!("  {} — {}{risk}{mark}\n", m.name, m.description));
+        }
+        out.push_str("Use `help <script>` for its parameters.");
+        Reply::info(out)
+    }
+
+    fn help(&self, script: Option<&str>) -> Reply {
+        match script {
+            None => Reply::info(help_text()),
+            Some(name) => match self.catalog().get(name) {
+                Some(m) => Reply::info(m.usage()),
+                None => Reply::error(self.unknown_script(name)),
+            },
+        }
+    }
+
+    pub(crate) fn unknown_script(&self, name: &str) -> String {
+        let close = self.catalog().closest(name);
+        if close.is_empty() {
+            format!("unknown script `{name}`; `list` shows the scripts")
+        } else {
+            format!("unknown script `{name}`; did you mean {}?", close.join(", "))
+        }
+    }
+}
+
+fn principal_names_person(config: &Config, p: &crate::manifest::Principal, person: &crate::types::PersonId) -> bool {
+    match p {
+        crate::manifest::Principal::Person(x) => x == person,
+        crate::manifest::Principal::Group(g) => config.group(g).is_some_and(|m| m.contains(person)),
+        crate::manifest::Principal::Anyone => false,
+    }
+}

@@ -1,0 +1,395 @@
+//! Reads one manifest file: the top-level keys and `[[param]]`, every problem with the
+//! line it sits on. The sections that name config entries are in `check`.
+
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use toml::de::DeValue;
+
+use super::template::is_param_name;
+use super::{ArgTemplate, ArgValue, Manifest, Param, ParamKind, Risk, check, exec};
+use crate::config::Config;
+use crate::config::spans::{Item, Problem, Reader, Section, int_value, parse_document};
+use crate::types::ScriptName;
+
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "command",
+    "timeout",
+    "risk",
+    "max_concurrent",
+    "env",
+    "secret_env",
+    "param",
+    "access",
+    "approval",
+    "schedule",
+];
+const PARAM_KEYS: &[&str] = &[
+    "name",
+    "type",
+    "description",
+    "required",
+    "default",
+    "pattern",
+    "max_len",
+    "min",
+    "max",
+    "choices",
+];
+const TYPES: &[&str] = &["string", "int", "bool", "enum", "date"];
+
+/// The checked manifest and the line of its `name` (for duplicate-name reports).
+pub(super) fn read(
+    text: &str,
+    path: &Path,
+    config: &Config,
+) -> Result<(Manifest, usize), Vec<Problem>> {
+    let doc = parse_document(text).map_err(|p| vec![p])?;
+    let mut r = Reader::new(text);
+    let top = Section::top(&doc);
+    r.unknown_keys(&top, TOP_KEYS);
+
+    let mut name_line = 1;
+    let name = match r.string(&top, "name") {
+        Some((n, span)) => {
+            name_line = r.line(&span);
+            ScriptName::parse(&n)
+                .map_err(|msg| r.key_error(&top, "name", &span, msg))
+                .ok()
+        }
+        None if top.get("name").is_none() => {
+            r.missing(&top, "name");
+            None
+        }
+        None => None,
+    };
+    let description = r
+        .string(&top, "description")
+        .map(|(d, _)| d)
+        .unwrap_or_default();
+
+    let params = read_params(&mut r, &top);
+    let command = read_command(&mut r, &top, &params);
+    let timeout = r
+        .duration(&top, "timeout")
+        .unwrap_or(Duration::from_secs(600));
+    let risk = match r.string(&top, "risk") {
+        Some((risk, _)) if risk == "low" => Risk::Low,
+        Some((risk, _)) if risk == "high" => Risk::High,
+        Some((risk, span)) => {
+            r.key_error(
+                &top,
+                "risk",
+                &span,
+                format!("must be \"low\" or \"high\", got `{risk}`"),
+            );
+            Risk::Low
+        }
+        None => Risk::Low,
+    };
+    let max_concurrent = r.count::<u32>(&top, "max_concurrent", 1).unwrap_or(4);
+    let env = read_env_names(&mut r, &top, "env");
+    let secret_env = read_env_names(&mut r, &top, "secret_env");
+    let access = check::read_access(&mut r, &top, config);
+    let approval = check::read_approval(&mut r, &top, config);
+    if risk == Risk::High
+        && top.get("approval").is_none()
+        && let Some(item) = top.get("risk")
+    {
+        r.key_error(
+            &top,
+            "risk",
+            &item.span(),
+            "risk = \"high\" needs an [approval] section",
+        );
+    }
+
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let digest = match exec::digest(text.as_bytes(), &command, &dir) {
+        Ok(d) => d,
+        Err(e) => {
+            r.error(
+                &(0..0),
+                None,
+                format!("cannot read a script file the command names: {e}"),
+            );
+            String::new()
+        }
+    };
+
+    let mut manifest = Manifest {
+        name: name.unwrap_or_else(|| ScriptName::parse("invalid").expect("a valid name")),
+        description,
+        command,
+        timeout,
+        risk,
+        max_concurrent,
+        env,
+        secret_env,
+        params,
+        access,
+        approval,
+        schedules: Vec::new(),
+        path: dir.join(path.file_name().unwrap_or_default()),
+        dir,
+        digest,
+    };
+    // Schedules check their args against the params, so they come last.
+    manifest.schedules = check::read_schedules(&mut r, &top, config, &manifest);
+
+    if r.problems.is_empty() {
+        Ok((manifest, name_line))
+    } else {
+        let mut problems = r.problems;
+        problems.sort_by_key(|p| p.line);
+        Err(problems)
+    }
+}
+
+fn read_command(r: &mut Reader<'_>, top: &Section<'_, '_>, params: &[Param]) -> Vec<ArgTemplate> {
+    let Some(elements) = r.strings(top, "command") else {
+        if top.get("command").is_none() {
+            r.missing(top, "command");
+        }
+        return Vec::new();
+    };
+    if elements.is_empty() {
+        let span = top.get("command").map(|i| i.span()).unwrap_or_default();
+        r.key_error(
+            top,
+            "command",
+            &span,
+            "must name at least the program to run",
+        );
+    }
+    let mut command = Vec::new();
+    for (i, (text, span)) in elements.iter().enumerate() {
+        match ArgTemplate::parse(text) {
+            Ok(t) => {
+                if let Some(name) = t.param() {
+                    if i == 0 {
+                        let msg =
+                            "the program (first element) must be fixed text, not a placeholder";
+                        r.key_error(top, "command", span, msg);
+                    } else if !params.iter().any(|p| p.name == name) {
+                        let msg = format!("placeholder `{{{name}}}` names no [[param]]");
+                        r.key_error(top, "command", span, msg);
+                    }
+                } else if i == 0 && text.trim().is_empty() {
+                    r.key_error(top, "command", span, "the program (first element) is empty");
+                }
+                command.push(t);
+            }
+            Err(msg) => r.key_error(top, "command", span, msg),
+        }
+    }
+    command
+}
+
+fn read_env_names(r: &mut Reader<'_>, top: &Section<'_, '_>, key: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for (name, span) in r.strings(top, key).unwrap_or_default() {
+        let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if valid {
+            names.push(name);
+        } else {
+            r.key_error(
+                top,
+                key,
+                &span,
+                format!("`{name}` is not an environment variable name"),
+            );
+        }
+    }
+    names
+}
+
+fn read_params(r: &mut Reader<'_>, top: &Section<'_, '_>) -> Vec<Param> {
+    let mut params: Vec<Param> = Vec::new();
+    for section in r.sections(top, "param") {
+        let Some((param, span)) = read_param(r, &section) else {
+            continue;
+        };
+        if params.iter().any(|p| p.name == param.name) {
+            let msg = format!("parameter `{}` is declared twice", param.name);
+            r.key_error(&section, "name", &span, msg);
+            continue;
+        }
+        params.push(param);
+    }
+    params
+}
+
+/// One `[[param]]`, with the span of its name.
+fn read_param(r: &mut Reader<'_>, s: &Section<'_, '_>) -> Option<(Param, Range<usize>)> {
+    r.unknown_keys(s, PARAM_KEYS);
+    let name = match r.string(s, "name") {
+        Some((n, span)) if is_param_name(&n) => Some((n, span)),
+        Some((n, span)) => {
+            let msg = format!("`{n}` is not a parameter name (letters, digits, `_`, `-`)");
+            r.key_error(s, "name", &span, msg);
+            None
+        }
+        None => {
+            if s.get("name").is_none() {
+                r.missing(s, "name");
+            }
+            None
+        }
+    };
+    let type_name = r.string(s, "type");
+    let kind = match type_name.as_ref().map(|(t, span)| (t.as_str(), span)) {
+        None | Some(("string", _)) => string_kind(r, s),
+        Some(("int", _)) => int_kind(r, s),
+        Some(("bool", _)) => Some(ParamKind::Bool),
+        Some(("enum", _)) => enum_kind(r, s),
+        Some(("date", _)) => Some(ParamKind::Date),
+        Some((other, span)) => {
+            let hint = crate::config::spans::closest(other, TYPES.iter().copied())
+                .map(|c| format!("; did you mean `{c}`?"))
+                .unwrap_or_default();
+            let msg = format!(
+                "unknown parameter type `{other}` (types: {}){hint}",
+                TYPES.join(", ")
+            );
+            r.key_error(s, "type", span, msg);
+            None
+        }
+    };
+    if let Some(kind) = &kind {
+        for (key, applies_to) in [
+            ("pattern", "string"),
+            ("max_len", "string"),
+            ("min", "int"),
+            ("max", "int"),
+            ("choices", "enum"),
+        ] {
+            if kind.type_name() != applies_to
+                && let Some(item) = s.get(key)
+            {
+                let msg = format!("`{key}` applies only to type \"{applies_to}\"");
+                r.key_error(s, key, &item.span(), msg);
+            }
+        }
+    }
+    let description = r
+        .string(s, "description")
+        .map(|(d, _)| d)
+        .unwrap_or_default();
+    let explicit_required = r.bool(s, "required");
+    let (name, name_span) = name?;
+    let mut param = Param {
+        name,
+        kind: kind?,
+        required: true,
+        default: None,
+        description,
+    };
+    if let Some(item) = s.get("default") {
+        match toml_arg(item).and_then(|v| param.check(v)) {
+            Ok(v) => param.default = Some(v),
+            Err(msg) => {
+                let msg = format!("default fails its own type: {msg}");
+                r.key_error(s, "default", &item.span(), msg);
+            }
+        }
+    }
+    param.required = explicit_required.unwrap_or(param.default.is_none());
+    if param.required
+        && param.default.is_some()
+        && let Some(item) = s.get("required")
+    {
+        let msg = "`required = true` contradicts a `default`; drop one of them";
+        r.key_error(s, "required", &item.span(), msg);
+    }
+    Some((param, name_span))
+}
+
+fn string_kind(r: &mut Reader<'_>, s: &Section<'_, '_>) -> Option<ParamKind> {
+    let pattern = match r.string(s, "pattern") {
+        Some((p, span)) => match regex::Regex::new(&format!("^(?:{p})$")) {
+            Ok(re) => Some(re),
+            Err(e) => {
+                let why = e.to_string();
+                let why = why.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
+                let msg = format!("pattern `{p}` is not a valid regex: {}", why.trim());
+                r.key_error(s, "pattern", &span, msg);
+                return None;
+            }
+        },
+        None => None,
+    };
+    let max_len = r.count::<usize>(s, "max_len", 1);
+    Some(ParamKind::String { pattern, max_len })
+}
+
+fn int_kind(r: &mut Reader<'_>, s: &Section<'_, '_>) -> Option<ParamKind> {
+    let min = r.int(s, "min");
+    let max = r.int(s, "max");
+    if let (Some((lo, _)), Some((hi, span))) = (&min, &max)
+        && lo > hi
+    {
+        r.key_error(s, "max", span, format!("min {lo} is greater than max {hi}"));
+        return None;
+    }
+    Some(ParamKind::Int {
+        min: min.map(|(n, _)| n),
+        max: max.map(|(n, _)| n),
+    })
+}
+
+fn enum_kind(r: &mut Reader<'_>, s: &Section<'_, '_>) -> Option<ParamKind> {
+    let Some(choices) = r.strings(s, "choices") else {
+        if s.get("choices").is_none() {
+            r.error(
+                &s.span,
+                Some(s.key_path("choices")),
+                "an enum parameter needs `choices`",
+            );
+        }
+        return None;
+    };
+    if choices.is_empty() {
+        let span = s.get("choices").map(|i| i.span()).unwrap_or_default();
+        r.key_error(
+            s,
+            "choices",
+            &span,
+            "an enum parameter needs at least one choice",
+        );
+        return None;
+    }
+    let mut out: Vec<String> = Vec::new();
+    for (choice, span) in choices {
+        if out.contains(&choice) {
+            r.key_error(s, "choices", &span, format!("`{choice}` is listed twice"));
+            return None;
+        }
+        out.push(choice);
+    }
+    Some(ParamKind::Enum { choices: out })
+}
+
+/// A TOML value as an argument value: strings, integers, booleans and bare dates
+/// (`2026-01-31`, kept as text).
+pub(super) fn toml_arg(item: &Item<'_>) -> Result<ArgValue, String> {
+    match item.get_ref() {
+        DeValue::String(s) => Ok(ArgValue::Str(s.to_string())),
+        DeValue::Boolean(b) => Ok(ArgValue::Bool(*b)),
+        v @ DeValue::Integer(_) => int_value(v)
+            .map(ArgValue::Int)
+            .ok_or_else(|| "integer out of range".to_string()),
+        DeValue::Datetime(dt) if dt.date.is_some() && dt.time.is_none() => {
+            Ok(ArgValue::Str(dt.to_string()))
+        }
+        other => Err(format!(
+            "expected a string, integer, boolean or date, got {}",
+            other.type_str()
+        )),
+    }
+}
