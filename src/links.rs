@@ -46,10 +46,10 @@ impl LinkSigner {
             return Ok(LinkSigner::new(s.as_bytes()));
         }
         let path = data_dir.join("web-secret");
-        if let Ok(existing) = std::fs::read_to_string(&path) {
-            if existing.trim().len() >= 32 {
-                return Ok(LinkSigner::new(existing.trim().as_bytes()));
-            }
+        if let Ok(existing) = std::fs::read_to_string(&path)
+            && existing.trim().len() >= 32
+        {
+            return Ok(LinkSigner::new(existing.trim().as_bytes()));
         }
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let fresh = hex::encode(rand::random::<[u8; 32]>());

@@ -146,6 +146,8 @@ fn first_state_details(new: &NewRun) -> Value {
 impl Store {
     /// Records a request in the state policy chose (`Refused`, `AwaitingApproval` or
     /// `Queued`), with two audit entries: `run.requested`, then `run.<state>`.
+    /// Any other state is refused as `InvalidTransition` from `requested`, with
+    /// `RunId(0)` since no run was recorded.
     #[instrument(skip_all, fields(script = %new.script, state = %new.state))]
     pub async fn create_run(&self, new: NewRun, now: i64) -> Result<Run, StoreError> {
         if !RunState::Requested.can_become(new.state) {

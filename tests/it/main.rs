@@ -7,3 +7,4 @@ mod governance;
 mod manifests;
 mod web;
 mod store;
+mod runner;

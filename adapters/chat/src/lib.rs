@@ -109,7 +109,13 @@ impl fmt::Display for Place {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum InboundContent {
     /// Command text with any prefix (`/run`, `!run`, the bot's mention) removed.
-    Text { text: String },
+    Text {
+        text: String,
+        /// The prefix itself meant "run" (Slack's `/run`, Matrix's `!run`): a line
+        /// that does not start with a verb is read as `run <line>`.
+        #[serde(default)]
+        implicit_run: bool,
+    },
     /// Approve a run (button, ✅ reaction).
     Approve { run_id: String },
     /// Deny a run (button + reason modal, ❌ reaction).
@@ -145,20 +151,151 @@ pub struct OutboundFile {
     pub path: std::path::PathBuf,
 }
 
-/// What the engine asks an adapter to show. Adapters choose the rendering
-/// (Block Kit, HTML); `text` is always a complete plain-text fallback.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A run as chat shows it, already worded by the core; adapters only lay it out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunView {
+    pub run_id: String,
+    pub script: String,
+    /// `key=value …` as the requester would type it back.
+    pub args: String,
+    /// Display name of the requester (`alice`, `schedule:health-check/daily`).
+    pub requester: String,
+    /// The requester's platform account, for a mention where the platform has them.
+    pub requester_account: Option<PlatformUser>,
+    /// Where it was asked, for people (`slack:C0123`, `cli:local`).
+    pub asked_in: String,
+    /// `awaiting_approval`, `queued`, `running`, `succeeded`, …
+    pub state: String,
+    /// True once the run can no longer change.
+    pub finished: bool,
+    pub progress_pct: Option<u8>,
+    pub progress_text: Option<String>,
+    pub exit_code: Option<i64>,
+    pub duration_ms: Option<i64>,
+    /// Why it was refused, rejected or failed.
+    pub reason: Option<String>,
+    /// The end of the (masked) output.
+    pub output_tail: Option<String>,
+    /// The structured result the script wrote, if any.
+    pub result: Option<serde_json::Value>,
+    pub audit_link: String,
+    /// Files the run produced, to upload with the result.
+    pub files: Vec<OutboundFile>,
+    /// Decisions so far, worded: `bob approved at 2026-11-24 10:02 UTC`.
+    pub decisions: Vec<String>,
+}
+
+/// An approval request as chat shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalView {
+    pub run: RunView,
+    /// What approval still needs: `1 of bob, dave`.
+    pub needed: String,
+    /// When the request expires, worded.
+    pub expires: String,
+    /// True while decisions are still possible (buttons shown).
+    pub open: bool,
+}
+
+/// What the core asks an adapter to show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Message {
+    /// A plain line (answers, errors, notes in a run's thread).
+    Text { text: String },
+    /// A run's status message: posted once where it was asked, edited as it moves.
+    RunStatus { run: RunView },
+    /// A run's result, posted in its thread, with its files.
+    RunResult { run: RunView },
+    /// An approval request in an approver channel, with Approve / Deny.
+    ApprovalRequest { approval: ApprovalView },
+}
+
+impl Message {
+    /// A complete plain-text rendering, for notifications and platforms without rich layout.
+    pub fn fallback_text(&self) -> String {
+        match self {
+            Message::Text { text } => text.clone(),
+            Message::RunStatus { run } => status_line(run),
+            Message::RunResult { run } => {
+                let mut out = status_line(run);
+                if let Some(t) = run.output_tail.as_deref().filter(|t| !t.trim().is_empty()) {
+                    out.push_str("\n");
+                    out.push_str(t.trim_end());
+                }
+                out.push_str(&format!("\naudit: {}", run.audit_link));
+                out
+            }
+            Message::ApprovalRequest { approval } => format!(
+                "approval needed for run {} `{} {}` requested by {} in {}: {}; expires {}",
+                approval.run.run_id,
+                approval.run.script,
+                approval.run.args,
+                approval.run.requester,
+                approval.run.asked_in,
+                approval.needed,
+                approval.expires
+            ),
+        }
+    }
+}
+
+/// `run 12 report-export month=2026-10: succeeded (exit 0, 1.2 s)`.
+pub fn status_line(run: &RunView) -> String {
+    let mut out = format!("run {} `{} {}`: {}", run.run_id, run.script, run.args, run.state.replace('_', " "));
+    let mut extra = Vec::new();
+    if let Some(pct) = run.progress_pct.filter(|_| !run.finished) {
+        extra.push(format!("{pct}%"));
+    }
+    if let Some(t) = run.progress_text.as_ref().filter(|_| !run.finished) {
+        extra.push(t.clone());
+    }
+    if let Some(c) = run.exit_code {
+        extra.push(format!("exit {c}"));
+    }
+    if let Some(ms) = run.duration_ms {
+        extra.push(format!("{:.1} s", ms as f64 / 1000.0));
+    }
+    if !extra.is_empty() {
+        out.push_str(&format!(" ({})", extra.join(", ")));
+    }
+    if let Some(r) = &run.reason {
+        out.push_str(&format!(": {r}"));
+    }
+    out
+}
+
+/// Something to post: a message for a place, optionally visible to one user only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outbound {
     pub place: Place,
-    pub text: String,
-    /// Structured payload the adapter may render richly (run status, approval request).
-    #[serde(default)]
-    pub data: serde_json::Value,
-    #[serde(default)]
-    pub files: Vec<OutboundFile>,
+    pub message: Message,
     /// Visible only to this user where the platform supports it (Slack ephemeral).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub only_to: Option<PlatformUser>,
+}
+
+/// How the core's answer to an inbound event should be shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyKind {
+    /// Information for the requester (list, help, status, explain).
+    Info,
+    /// A usage error or a refusal: to the requester only, where the platform can.
+    Error,
+    /// A run was accepted; its status message follows from the core.
+    Accepted,
+    /// An approval decision was recorded.
+    Decided,
+}
+
+/// The core's immediate answer to an inbound event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundReply {
+    pub kind: ReplyKind,
+    pub text: String,
+    /// The run the event created or touched.
+    pub run_id: Option<String>,
 }
 
 /// Errors an adapter reports to the core, split by whether a retry can help.
@@ -179,14 +316,24 @@ impl ChatError {
     }
 }
 
-/// The port every platform adapter implements.
+/// The core, as adapters see it: they hand it verified events and show its answers.
+#[async_trait::async_trait]
+pub trait InboundHandler: Send + Sync {
+    /// Handles one verified event and answers at once (runs go on asynchronously).
+    async fn handle(&self, inbound: Inbound) -> InboundReply;
+    /// Records an event id durably; `false` when it was seen before (a retry).
+    async fn first_time(&self, event_id: &str) -> bool;
+}
+
+/// The port every platform adapter implements for output.
 #[async_trait::async_trait]
 pub trait ChatAdapter: Send + Sync {
     fn platform(&self) -> Platform;
-    /// Post a new message; returns a reference for later edits and thread replies.
-    async fn post(&self, msg: Outbound) -> Result<MessageRef, ChatError>;
+    /// Post a new message (in `place.thread` when set); returns a reference for
+    /// later edits and thread replies.
+    async fn post(&self, msg: &Outbound) -> Result<MessageRef, ChatError>;
     /// Replace the content of a message posted earlier.
-    async fn edit(&self, target: &MessageRef, msg: Outbound) -> Result<(), ChatError>;
+    async fn edit(&self, target: &MessageRef, msg: &Outbound) -> Result<(), ChatError>;
 }
 
 #[cfg(test)]
