@@ -14,8 +14,10 @@
 //! - [`links`]: signed audit links.
 //! - [`web`]: the HTTP routes.
 //! - [`app`]: the application the binary runs and the tests build.
+//! - [`chat`]: the core side of the chat port: inbound bridge, views, notifier.
 //! - [`cli`]: the command line, a local channel.
 pub mod app;
+pub mod chat;
 pub mod cli;
 pub mod clock;
 pub mod command;

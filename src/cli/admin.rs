@@ -76,7 +76,7 @@ pub(super) async fn show(config: Config, id: &str) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     let approvals = engine.store().approvals(id).await?;
-    println!("{}", run_summary(&run, &approvals, Some(&engine.audit_link(id))));
+    println!("{}", run_summary(&run, &approvals, Some(&engine.audit_link(&run))));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -93,7 +93,7 @@ pub(super) async fn handle(config: Config, command: Command, who: &As, wait: boo
     }
     let end = wait_for_end(&engine, run.id).await?;
     let approvals = engine.store().approvals(end.id).await?;
-    println!("{}", run_summary(&end, &approvals, Some(&engine.audit_link(end.id))));
+    println!("{}", run_summary(&end, &approvals, Some(&engine.audit_link(&end))));
     Ok(if end.state == RunState::Succeeded { ExitCode::SUCCESS } else { ExitCode::from(EXIT_RUN_FAILED) })
 }
 

@@ -33,18 +33,7 @@ pub struct Request {
     pub command: Command,
 }
 
-/// How a reply should be shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplyKind {
-    /// Information for the requester (list, help, status, explain).
-    Info,
-    /// A usage error or a refusal: shown to the requester only where possible.
-    Error,
-    /// A run was accepted (queued or waiting for approval).
-    Accepted,
-    /// An approval decision was recorded.
-    Decided,
-}
+pub use execgov_chat::ReplyKind;
 
 /// What the engine answers. `text` is complete on its own; `run` lets an
 /// adapter render richer (status messages, buttons).
@@ -174,9 +163,12 @@ impl Engine {
         }
     }
 
-    /// The audit link of a run: `{public_url}/runs/{id}?t={token}`.
-    pub fn audit_link(&self, run: RunId) -> String {
-        self.links.link(&self.config.web.public_url, run, self.clock.now_ms())
+    /// The audit link of a run: `{public_url}/runs/{id}?t={token}`. It is the
+    /// same link every time until the run finishes (so chat messages that show
+    /// it stay unchanged), and valid for 30 days after the run's end.
+    pub fn audit_link(&self, run: &Run) -> String {
+        let base = run.finished_at.unwrap_or(run.created_at).max(run.created_at);
+        self.links.link(&self.config.web.public_url, run.id, base)
     }
 
     pub fn now(&self) -> i64 {
@@ -216,7 +208,7 @@ impl Engine {
             return Ok(Reply::error(format!("no run {id}")));
         }
         let approvals = self.store.approvals(id).await?;
-        let text = run_summary(&run, &approvals, Some(&self.audit_link(id)));
+        let text = run_summary(&run, &approvals, Some(&self.audit_link(&run)));
         Ok(Reply { kind: ReplyKind::Info, text, run: Some(run) })
     }
 

@@ -15,7 +15,7 @@ const MASK: &[u8] = b"***";
 const MIN_SECRET_CHARS: usize = 4;
 
 /// The secret values of one run, ready to search for.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Masker {
     /// Distinct secrets, longest first, so the longest one wins at a position.
     secrets: Vec<Vec<u8>>,

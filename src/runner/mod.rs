@@ -165,7 +165,7 @@ pub async fn execute(
     let stop_reading = CancellationToken::new();
     let _stop_reading_if_dropped = stop_reading.clone().drop_guard();
     let mut reader = tokio::spawn(output::capture(
-        Capture::new(log, Masker::new(&spec.secrets), progress),
+        Capture::new(log, masker.clone(), progress),
         child.stdout.take(),
         child.stderr.take(),
         stop_reading.clone(),

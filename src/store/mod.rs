@@ -26,6 +26,7 @@
 //! - `approvals.rs`: one decision per approver, quorum.
 //! - `audit.rs`: appending to and verifying the chain.
 //! - `misc.rs`: artifacts, worker heartbeats, inbound event dedupe.
+//! - `posts.rs`: what the chat notifier has shown for each run.
 //! - [`testing`]: fresh databases for tests.
 
 use std::path::Path;
@@ -94,9 +95,11 @@ mod audit;
 mod claim;
 mod misc;
 mod model;
+mod posts;
 mod runs;
 pub mod testing;
 
+pub use posts::ChatPost;
 pub use model::{
     Approval, Artifact, AuditEntry, ChainCheck, DecisionInput, DecisionOutcome, NewRun, Run,
     RunFilter, RunPatch,

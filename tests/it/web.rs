@@ -23,7 +23,8 @@ async fn audit_links_open_their_run_and_nothing_else() {
     wait_final(&engine, a.id).await;
     wait_final(&engine, b.id).await;
 
-    let link = engine.audit_link(a.id);
+    let a = engine.store().get_run(a.id).await.unwrap();
+    let link = engine.audit_link(&a);
     assert!(link.starts_with(&format!("http://{addr}/runs/{}?t=", a.id)), "{link}");
     let path = &link[link.find("/runs/").unwrap()..];
     let (status, body) = http_get(addr, path).await;

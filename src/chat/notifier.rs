@@ -1,0 +1,296 @@
+//! Keeps each run's chat messages in step with the run: the status message
+//! where it was asked (edited as it moves, the result in its thread), the
+//! approval request in each approver channel (edited as decisions arrive), and
+//! a note in the requester's thread for each decision.
+//!
+//! It is level-triggered: a pass renders what each message should show now and
+//! posts or edits only where that differs from what `chat_posts` says is shown.
+//! Engine events trigger passes at once; a sweep every few seconds catches runs
+//! moved by other processes and retries failed posts with a doubling delay.
+//! The run never waits on chat: a platform that is down delays messages only.
+
+use super::views::{approval_view, run_view};
+use crate::engine::Engine;
+use crate::store::{ChatPost, Run};
+use crate::types::{Place, Platform, RunId, RunState};
+use execgov_chat::{ChatAdapter, ChatError, Message, MessageRef, Outbound};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast::error::TryRecvError;
+use tokio_util::sync::CancellationToken;
+
+/// A message edited for progress alone waits at least this long after its last edit
+/// (Slack allows about one update per second per channel).
+const PROGRESS_EDIT_GAP: Duration = Duration::from_secs(1);
+const SWEEP_EVERY: Duration = Duration::from_secs(2);
+/// Runs finished this recently are checked by the sweep (another process may have run them).
+const RECENT_MS: i64 = 5 * 60 * 1000;
+/// After this many failures a post is given up (and the failure kept in `chat_posts`).
+const MAX_ATTEMPTS: i64 = 8;
+
+/// Posts and edits runs' chat messages through the configured adapters.
+pub struct Notifier {
+    engine: Arc<Engine>,
+    adapters: HashMap<Platform, Arc<dyn ChatAdapter>>,
+    last_edit: HashMap<RunId, Instant>,
+}
+
+impl std::fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifier").field("platforms", &self.adapters.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+/// Why a pass over one post stopped early.
+enum Step {
+    Done,
+    /// Try again later without counting a failure (progress throttling, waiting for a thread).
+    Later,
+}
+
+impl Notifier {
+    pub fn new(engine: Arc<Engine>, adapters: Vec<Arc<dyn ChatAdapter>>) -> Notifier {
+        let adapters = adapters.into_iter().map(|a| (a.platform(), a)).collect();
+        Notifier { engine, adapters, last_edit: HashMap::new() }
+    }
+
+    pub async fn run_until_stopped(mut self, shutdown: CancellationToken) {
+        let mut events = self.engine.subscribe();
+        let mut dirty: BTreeSet<RunId> = BTreeSet::new();
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                ev = events.recv() => match ev {
+                    Ok(e) => { dirty.insert(e.run); }
+                    Err(_) => self.sweep_into(&mut dirty).await,
+                },
+                _ = sweep.tick() => self.sweep_into(&mut dirty).await,
+            }
+            loop {
+                match events.try_recv() {
+                    Ok(e) => {
+                        dirty.insert(e.run);
+                    }
+                    Err(TryRecvError::Lagged(_)) => self.sweep_into(&mut dirty).await,
+                    Err(_) => break,
+                }
+            }
+            for id in std::mem::take(&mut dirty) {
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                if let Err(e) = self.reconcile(id).await {
+                    tracing::warn!(run_id = %id, error = format!("{e:#}"), "updating chat messages failed; will retry");
+                }
+            }
+        }
+    }
+
+    async fn sweep_into(&self, dirty: &mut BTreeSet<RunId>) {
+        let now = self.engine.now();
+        match self.engine.store().runs_to_notify(now, now - RECENT_MS, 500).await {
+            Ok(ids) => dirty.extend(ids),
+            Err(e) => tracing::warn!(error = %e, "listing runs to notify failed"),
+        }
+    }
+
+    /// Brings every chat message of one run up to date.
+    #[tracing::instrument(skip_all, fields(run_id = %id))]
+    pub async fn reconcile(&mut self, id: RunId) -> anyhow::Result<()> {
+        let engine = self.engine.clone();
+        let store = engine.store();
+        let run = store.get_run(id).await?;
+        let approvals = store.approvals(id).await?;
+        let artifacts = if run.state.is_final() { store.artifacts(id).await? } else { Vec::new() };
+        let now = self.engine.now();
+        for (role, place) in self.targets(&run) {
+            let Some(adapter) = self.adapters.get(&place.platform).cloned() else { continue };
+            let place_json = serde_json::to_string(&place)?;
+            let mut post = store.ensure_post(id, &role, &place_key(&place), &place_json).await?;
+            if post.done || post.next_at > now {
+                continue;
+            }
+            let view = run_view(&self.engine, &run, &approvals, &artifacts, place.platform);
+            let outcome = match role.as_str() {
+                "status" => self.sync_status(&*adapter, &run, &place, view, &mut post).await,
+                "approval" => {
+                    let message = Message::ApprovalRequest { approval: approval_view(view, &run, &approvals) };
+                    self.sync_message(&*adapter, &place, message, run.state.is_final(), &mut post).await
+                }
+                _ => Ok(Step::Done),
+            };
+            match outcome {
+                Ok(Step::Done) => {
+                    post.attempts = 0;
+                    post.last_error = None;
+                }
+                Ok(Step::Later) => {}
+                Err(e) => self.failed(&mut post, &e, now),
+            }
+            store.save_post(&post).await?;
+        }
+        self.notes(&run, &approvals).await?;
+        Ok(())
+    }
+
+    /// Where a run's messages go: its status where it was asked (never for a
+    /// refusal: the requester got that answer privately), and its approval
+    /// request in the approval channel's places.
+    fn targets(&self, run: &Run) -> Vec<(String, Place)> {
+        let mut out = Vec::new();
+        if run.state != RunState::Refused
+            && let Ok(place) = serde_json::from_value::<Place>(run.place.clone())
+            && matches!(place.platform, Platform::Slack | Platform::Matrix)
+        {
+            out.push(("status".to_string(), place));
+        }
+        if run.quorum > 0 && run.state != RunState::Refused {
+            let channel = run.approvers.get("channel").and_then(|c| c.as_str());
+            for key in channel.and_then(|c| self.engine.config().channels.get(c)).into_iter().flatten() {
+                if let Some(place) = parse_place(key) {
+                    out.push(("approval".to_string(), place));
+                }
+            }
+        }
+        out
+    }
+
+    async fn sync_status(
+        &mut self,
+        adapter: &dyn ChatAdapter,
+        run: &Run,
+        place: &Place,
+        view: execgov_chat::RunView,
+        post: &mut ChatPost,
+    ) -> Result<Step, ChatError> {
+        let finished = run.state.is_final();
+        let message = Message::RunStatus { run: view.clone() };
+        let progress_only = post.message_id.is_some() && run.state == RunState::Running;
+        if progress_only
+            && self.last_edit.get(&run.id).is_some_and(|t| t.elapsed() < PROGRESS_EDIT_GAP)
+            && digest(&message) != post.shown.clone().unwrap_or_default()
+        {
+            return Ok(Step::Later);
+        }
+        if let Step::Later = self.sync_message(adapter, place, message, false, post).await? {
+            return Ok(Step::Later);
+        }
+        self.last_edit.insert(run.id, Instant::now());
+        if finished && !post.result_posted {
+            let thread = place.thread.clone().or_else(|| post.message_id.clone());
+            let in_thread = Place { thread, ..place.clone() };
+            adapter
+                .post(&Outbound { place: in_thread, message: Message::RunResult { run: view }, only_to: None })
+                .await?;
+            post.result_posted = true;
+        }
+        post.done = finished && post.result_posted;
+        if post.done {
+            self.last_edit.remove(&run.id);
+        }
+        Ok(Step::Done)
+    }
+
+    /// Posts `message` once, then edits it whenever what it shows changes.
+    async fn sync_message(
+        &self,
+        adapter: &dyn ChatAdapter,
+        place: &Place,
+        message: Message,
+        finished: bool,
+        post: &mut ChatPost,
+    ) -> Result<Step, ChatError> {
+        let d = digest(&message);
+        let out = Outbound { place: place.clone(), message, only_to: None };
+        match post.message_id.clone() {
+            None => {
+                let posted = adapter.post(&out).await?;
+                post.message_id = Some(posted.id);
+            }
+            Some(id) if post.shown.as_deref() != Some(d.as_str()) => {
+                adapter.edit(&MessageRef { place: place.clone(), id }, &out).await?;
+            }
+            Some(_) => {}
+        }
+        post.shown = Some(d);
+        if finished {
+            post.done = true;
+        }
+        Ok(Step::Done)
+    }
+
+    /// One note per decision in the run's thread where it was asked.
+    async fn notes(&self, run: &Run, approvals: &[crate::store::Approval]) -> anyhow::Result<()> {
+        if approvals.is_empty() {
+            return Ok(());
+        }
+        let store = self.engine.store();
+        let posts = store.posts(run.id).await?;
+        let Some(status) = posts.iter().find(|p| p.role == "status" && p.message_id.is_some()) else {
+            return Ok(());
+        };
+        let place: Place = serde_json::from_str(&status.place)?;
+        let Some(adapter) = self.adapters.get(&place.platform) else { return Ok(()) };
+        let thread = place.thread.clone().or_else(|| status.message_id.clone());
+        let now = self.engine.now();
+        for a in approvals {
+            let role = format!("note:decision:{}", a.approver);
+            let mut post = store.ensure_post(run.id, &role, &place_key(&place), &status.place).await?;
+            if post.done || post.next_at > now {
+                continue;
+            }
+            let text = format!("Run {}: {}", run.id, super::views::decision_text(a));
+            let out = Outbound { place: Place { thread: thread.clone(), ..place.clone() }, message: Message::Text { text }, only_to: None };
+            match adapter.post(&out).await {
+                Ok(r) => {
+                    post.message_id = Some(r.id);
+                    post.done = true;
+                    post.last_error = None;
+                }
+                Err(e) => self.failed(&mut post, &e, now),
+            }
+            store.save_post(&post).await?;
+        }
+        Ok(())
+    }
+
+    fn failed(&self, post: &mut ChatPost, e: &ChatError, now: i64) {
+        post.attempts += 1;
+        post.last_error = Some(e.to_string());
+        let wait = match e {
+            ChatError::Transient { retry_after_ms: Some(ms), .. } => *ms as i64,
+            _ => 1000i64 << post.attempts.clamp(0, 8),
+        };
+        post.next_at = now + wait.min(5 * 60 * 1000);
+        if post.attempts >= MAX_ATTEMPTS || !e.is_transient() && post.attempts >= 3 {
+            post.done = true;
+            tracing::error!(run_id = %post.run_id, role = %post.role, place = %post.place_key, error = %e, attempts = post.attempts, "giving up on a chat message");
+        } else {
+            tracing::warn!(run_id = %post.run_id, role = %post.role, place = %post.place_key, error = %e, attempts = post.attempts, "posting to chat failed; will retry");
+        }
+    }
+}
+
+fn digest(m: &Message) -> String {
+    hex::encode(Sha256::digest(serde_json::to_vec(m).unwrap_or_default()))
+}
+
+/// The store key of a place: channel plus thread, so one run can have a status
+/// message in a thread and another at the top of the same channel.
+fn place_key(p: &Place) -> String {
+    match &p.thread {
+        Some(t) => format!("{}#{t}", p.key()),
+        None => p.key(),
+    }
+}
+
+/// `slack:C0123` / `matrix:!room:server` from the config's `[channels]`.
+pub fn parse_place(key: &str) -> Option<Place> {
+    let (platform, channel) = key.split_once(':')?;
+    Some(Place::new(Platform::parse(platform)?, channel))
+}

@@ -1,0 +1,88 @@
+//! Runs and approval requests worded for chat ([`RunView`], [`ApprovalView`]).
+//! Adapters only lay these out; what is said is decided here, once.
+
+use crate::clock::format_ms;
+use crate::engine::Engine;
+use crate::engine::render::{place_text, stored_args_text};
+use crate::store::{Approval, Artifact, Run};
+use crate::types::{Platform, PlatformUser, RunState};
+use execgov_chat::{ApprovalView, OutboundFile, RunView};
+
+/// A run as shown on `platform` (mentions use the requester's account there).
+pub fn run_view(engine: &Engine, run: &Run, approvals: &[Approval], artifacts: &[Artifact], platform: Platform) -> RunView {
+    let requester = run.requester_person.clone().unwrap_or_else(|| run.requester.clone());
+    let requester_account = run
+        .requester_person
+        .as_ref()
+        .and_then(|p| engine.config().people.get(&crate::types::PersonId(p.clone())))
+        .and_then(|person| match platform {
+            Platform::Slack => person.slack.clone(),
+            Platform::Matrix => person.matrix.clone(),
+            _ => None,
+        })
+        .map(|id| PlatformUser { platform, id });
+    let duration_ms = match (run.started_at, run.finished_at) {
+        (Some(s), Some(f)) => Some(f - s),
+        _ => None,
+    };
+    let reason = run.reason.clone().or_else(|| run.error.clone()).or_else(|| {
+        approvals
+            .iter()
+            .find(|a| !a.approve)
+            .map(|a| format!("denied by {}{}", a.approver, a.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()))
+            .filter(|_| run.state == RunState::Rejected)
+    });
+    RunView {
+        run_id: run.id.to_string(),
+        script: run.script.clone(),
+        args: stored_args_text(run),
+        requester,
+        requester_account,
+        asked_in: place_text(run),
+        state: run.state.as_str().to_string(),
+        finished: run.state.is_final(),
+        progress_pct: run.progress_pct.map(|p| p.clamp(0, 100) as u8),
+        progress_text: run.progress_text.clone(),
+        exit_code: run.exit_code,
+        duration_ms,
+        reason,
+        output_tail: run.output_tail.clone(),
+        result: run.result.clone(),
+        audit_link: engine.audit_link(run),
+        files: artifacts
+            .iter()
+            .map(|a| OutboundFile { name: a.name.clone(), path: a.path.clone().into() })
+            .collect(),
+        decisions: approvals.iter().map(decision_text).collect(),
+    }
+}
+
+/// `bob approved at 2026-11-24 10:02:00 UTC` / `dave denied at …: reason`.
+pub fn decision_text(a: &Approval) -> String {
+    let what = if a.approve { "approved" } else { "denied" };
+    let why = a.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+    format!("{} {what} at {}{why}", a.approver, format_ms(a.at))
+}
+
+/// The approval request for `run`.
+pub fn approval_view(run_view: RunView, run: &Run, approvals: &[Approval]) -> ApprovalView {
+    let approves = approvals.iter().filter(|a| a.approve).count() as i64;
+    let eligible: Vec<String> = run
+        .approvers
+        .get("eligible")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    let open = run.state == RunState::AwaitingApproval;
+    let needed = if open {
+        format!("{} more approval(s) from {}", (run.quorum - approves).max(0), eligible.join(", "))
+    } else {
+        format!("decided: {}", run.state.as_str().replace('_', " "))
+    };
+    ApprovalView {
+        run: run_view,
+        needed,
+        expires: run.expires_at.map(format_ms).unwrap_or_else(|| "never".into()),
+        open,
+    }
+}
