@@ -54,6 +54,7 @@ pub fn run_view(engine: &Engine, run: &Run, approvals: &[Approval], artifacts: &
             .map(|a| OutboundFile { name: a.name.clone(), path: a.path.clone().into() })
             .collect(),
         decisions: approvals.iter().map(decision_text).collect(),
+        mentions: Vec::new(),
     }
 }
 

@@ -183,6 +183,10 @@ pub struct RunView {
     pub files: Vec<OutboundFile>,
     /// Decisions so far, worded: `bob approved at 2026-11-24 10:02 UTC`.
     pub decisions: Vec<String>,
+    /// People to alert with a mention where this is shown (a failed scheduled
+    /// run's `notify_on_failure`); adapters mention those on their platform.
+    #[serde(default)]
+    pub mentions: Vec<PlatformUser>,
 }
 
 /// An approval request as chat shows it.
@@ -287,6 +291,9 @@ pub enum ReplyKind {
     Accepted,
     /// An approval decision was recorded.
     Decided,
+    /// For the requester's eyes only, never in a shared channel (a sign-in
+    /// link): Slack ephemeral, a Matrix direct message.
+    Private,
 }
 
 /// The core's immediate answer to an inbound event.
