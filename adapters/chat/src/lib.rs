@@ -224,7 +224,7 @@ impl Message {
             Message::RunResult { run } => {
                 let mut out = status_line(run);
                 if let Some(t) = run.output_tail.as_deref().filter(|t| !t.trim().is_empty()) {
-                    out.push_str("\n");
+                    out.push('\n');
                     out.push_str(t.trim_end());
                 }
                 out.push_str(&format!("\naudit: {}", run.audit_link));
