@@ -8,3 +8,4 @@ mod manifests;
 mod web;
 mod store;
 mod runner;
+mod notify;

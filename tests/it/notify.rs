@@ -1,0 +1,190 @@
+//! The chat notifier, through a recording adapter: a run asked in chat gets one
+//! status message, edited as it moves, and its result in that message's thread;
+//! a risky run's approval request goes to the approver channel and is edited
+//! when decided, with a note in the requester's thread; a failed post is retried
+//! and shown once; a refusal never reaches the channel.
+
+use crate::helpers::*;
+use execgov::chat::notifier::Notifier;
+use execgov::types::{Place, Platform};
+use execgov_chat::{ChatAdapter, ChatError, Message, MessageRef, Outbound};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub edit_of: Option<String>,
+    pub id: String,
+    pub out: Outbound,
+}
+
+/// A ChatAdapter that records every post and edit, and can fail on demand.
+#[derive(Default)]
+pub struct Recorder {
+    calls: Mutex<Vec<Call>>,
+    fail_next_posts: Mutex<u32>,
+    changed: tokio::sync::Notify,
+}
+
+impl Recorder {
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    pub fn fail_next_posts(&self, n: u32) {
+        *self.fail_next_posts.lock().unwrap() = n;
+    }
+
+    /// Waits (on the recorder's own signal) until `done` holds for the calls.
+    pub async fn wait_for(&self, what: &str, done: impl Fn(&[Call]) -> bool) -> Vec<Call> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let notified = self.changed.notified();
+            let calls = self.calls();
+            if done(&calls) {
+                return calls;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}; calls: {calls:#?}");
+            let _ = tokio::time::timeout(Duration::from_millis(500), notified).await;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ChatAdapter for Recorder {
+    fn platform(&self) -> Platform {
+        Platform::Slack
+    }
+
+    async fn post(&self, msg: &Outbound) -> Result<MessageRef, ChatError> {
+        {
+            let mut fail = self.fail_next_posts.lock().unwrap();
+            if *fail > 0 {
+                *fail -= 1;
+                return Err(ChatError::Transient { message: "429".into(), retry_after_ms: Some(50) });
+            }
+        }
+        let mut calls = self.calls.lock().unwrap();
+        let id = format!("m{}", calls.len() + 1);
+        calls.push(Call { edit_of: None, id: id.clone(), out: msg.clone() });
+        drop(calls);
+        self.changed.notify_waiters();
+        Ok(MessageRef { place: msg.place.clone(), id })
+    }
+
+    async fn edit(&self, target: &MessageRef, msg: &Outbound) -> Result<(), ChatError> {
+        let mut calls = self.calls.lock().unwrap();
+        let id = format!("m{}", calls.len() + 1);
+        calls.push(Call { edit_of: Some(target.id.clone()), id, out: msg.clone() });
+        drop(calls);
+        self.changed.notify_waiters();
+        Ok(())
+    }
+}
+
+fn is_result(c: &Call) -> bool {
+    matches!(c.out.message, Message::RunResult { .. })
+}
+
+fn status_state(c: &Call) -> Option<String> {
+    match &c.out.message {
+        Message::RunStatus { run } => Some(run.state.clone()),
+        _ => None,
+    }
+}
+
+async fn with_notifier(backend: Backend) -> (Running, Arc<Recorder>, CancellationToken) {
+    let app = start(backend).await;
+    let rec = Arc::new(Recorder::default());
+    let stop = CancellationToken::new();
+    let notifier = Notifier::new(app.engine.clone(), vec![rec.clone() as Arc<dyn ChatAdapter>]);
+    tokio::spawn(notifier.run_until_stopped(stop.clone()));
+    (app, rec, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_gets_one_status_message_edited_and_its_result_in_the_thread() {
+    let (app, rec, stop) = with_notifier(Backend::Sqlite).await;
+    let r = say(&app.engine, &person("alice"), "run echo-args note=hi").await;
+    let id = r.run.unwrap().id;
+    let calls = rec.wait_for("the result", |c| c.iter().any(is_result)).await;
+
+    let first = &calls[0];
+    assert!(first.edit_of.is_none() && status_state(first).is_some(), "first a status post: {first:?}");
+    assert_eq!(first.out.place, oncall(), "posted where it was asked");
+    let posts_of_status = calls.iter().filter(|c| c.edit_of.is_none() && status_state(c).is_some()).count();
+    assert_eq!(posts_of_status, 1, "one status message, then edits: {calls:#?}");
+    let last_status = calls.iter().rev().find_map(status_state).unwrap();
+    assert_eq!(last_status, "succeeded", "the status message ends edited to the outcome");
+    assert!(calls.iter().filter(|c| c.edit_of.is_some()).all(|c| c.edit_of.as_deref() == Some(&first.id)));
+
+    let result = calls.iter().find(|c| is_result(c)).unwrap();
+    assert_eq!(result.out.place.thread.as_deref(), Some(first.id.as_str()), "the result goes in the status message's thread");
+    let Message::RunResult { run } = &result.out.message else { unreachable!() };
+    assert!(run.audit_link.contains(&format!("/runs/{id}?t=")), "with the audit link");
+    assert!(run.output_tail.as_deref().unwrap_or("").contains("arg=[hi]"), "and the output tail");
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_requests_go_to_the_approver_channel_and_are_edited_when_decided() {
+    let (app, rec, stop) = with_notifier(Backend::Sqlite).await;
+    let marker = app.env.path().join("m");
+    let run = say(&app.engine, &person("alice"), &format!("run risky marker={}", marker.display())).await.run.unwrap();
+    let approval_place = Place::new(Platform::Slack, "CAPPROVE");
+    let calls = rec
+        .wait_for("the approval request", |c| c.iter().any(|c| matches!(c.out.message, Message::ApprovalRequest { .. })))
+        .await;
+    let req = calls.iter().find(|c| matches!(c.out.message, Message::ApprovalRequest { .. })).unwrap();
+    assert_eq!(req.out.place, approval_place, "request in the approvals channel");
+    let Message::ApprovalRequest { approval } = &req.out.message else { unreachable!() };
+    assert!(approval.open, "open for decisions");
+    assert!(approval.needed.contains("bob") && approval.needed.contains("dave"), "{}", approval.needed);
+
+    say(&app.engine, &person("bob"), &format!("approve {}", run.id)).await;
+    let calls = rec.wait_for("the result", |c| c.iter().any(is_result)).await;
+    let closed = calls.iter().any(|c| {
+        c.edit_of.as_deref() == Some(req.id.as_str())
+            && matches!(&c.out.message, Message::ApprovalRequest { approval } if !approval.open)
+    });
+    assert!(closed, "the request was edited to closed: {calls:#?}");
+    let calls = rec
+        .wait_for("the decision note", |c| {
+            c.iter().any(|c| matches!(&c.out.message, Message::Text { text } if text.contains("bob approved")))
+        })
+        .await;
+    let note = calls
+        .iter()
+        .find(|c| matches!(&c.out.message, Message::Text { text } if text.contains("bob approved")))
+        .unwrap();
+    assert_eq!(note.out.place.channel, "CONCALL", "the note is in the requester's thread");
+    assert!(note.out.place.thread.is_some());
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_post_is_retried_and_shown_once() {
+    let (app, rec, stop) = with_notifier(Backend::Sqlite).await;
+    rec.fail_next_posts(2);
+    say(&app.engine, &person("alice"), "run echo-args").await;
+    let calls = rec.wait_for("the result after retries", |c| c.iter().any(is_result)).await;
+    let status_posts = calls.iter().filter(|c| c.edit_of.is_none() && status_state(c).is_some()).count();
+    assert_eq!(status_posts, 1, "retried until it worked, and only once: {calls:#?}");
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_never_reaches_the_channel() {
+    let (app, rec, stop) = with_notifier(Backend::Sqlite).await;
+    let r = say(&app.engine, &person("bob"), "run risky marker=x").await;
+    assert!(r.is_error(), "bob may not ask for risky");
+    // A run after it shows the notifier is working; the refusal left no message.
+    say(&app.engine, &person("alice"), "run echo-args").await;
+    let calls = rec.wait_for("the next result", |c| c.iter().any(is_result)).await;
+    assert!(
+        calls.iter().all(|c| status_state(c).is_none_or(|_| !format!("{:?}", c.out.message).contains("\"risky\""))),
+        "no status message for the refused run: {calls:#?}"
+    );
+    stop.cancel();
+}
