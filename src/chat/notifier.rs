@@ -115,7 +115,8 @@ impl Notifier {
             if post.done || post.next_at > now {
                 continue;
             }
-            let view = run_view(&self.engine, &run, &approvals, &artifacts, place.platform);
+            let mut view = run_view(&self.engine, &run, &approvals, &artifacts, place.platform);
+            view.mentions = self.failure_mentions(&run, place.platform);
             let outcome = match role.as_str() {
                 "status" => self.sync_status(&*adapter, &run, &place, view, &mut post).await,
                 "approval" => {
@@ -143,21 +144,74 @@ impl Notifier {
     /// request in the approval channel's places.
     fn targets(&self, run: &Run) -> Vec<(String, Place)> {
         let mut out = Vec::new();
+        let config = self.engine.config();
+        let place = serde_json::from_value::<Place>(run.place.clone()).ok();
         if run.state != RunState::Refused
-            && let Ok(place) = serde_json::from_value::<Place>(run.place.clone())
-            && matches!(place.platform, Platform::Slack | Platform::Matrix)
+            && let Some(place) = &place
         {
-            out.push(("status".to_string(), place));
+            match place.platform {
+                Platform::Slack | Platform::Matrix => out.push(("status".to_string(), place.clone())),
+                // A scheduled run posts to every place its schedule's `post_to` names.
+                Platform::Schedule => {
+                    if let Some((_, schedule)) = self.schedule_of(run) {
+                        for name in &schedule.post_to {
+                            for key in config.channels.get(name).into_iter().flatten() {
+                                out.extend(parse_place(key).map(|p| ("status".to_string(), p)));
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
         }
         if run.quorum > 0 && run.state != RunState::Refused {
             let channel = run.approvers.get("channel").and_then(|c| c.as_str());
-            for key in channel.and_then(|c| self.engine.config().channels.get(c)).into_iter().flatten() {
+            for key in channel.and_then(|c| config.channels.get(c)).into_iter().flatten() {
                 if let Some(place) = parse_place(key) {
                     out.push(("approval".to_string(), place));
                 }
             }
         }
         out
+    }
+
+    /// The manifest and schedule a scheduled run came from (its place's channel
+    /// is `<script>/<schedule name>`).
+    fn schedule_of(&self, run: &Run) -> Option<(crate::manifest::Manifest, crate::manifest::Schedule)> {
+        let channel = run.place.get("channel")?.as_str()?;
+        let (script, name) = channel.split_once('/')?;
+        let manifest = self.engine.manifest(script)?;
+        let schedule = manifest.schedules.iter().find(|s| s.name == name)?.clone();
+        Some((manifest, schedule))
+    }
+
+    /// People a failed scheduled run alerts, as accounts on `platform`.
+    fn failure_mentions(&self, run: &Run, platform: Platform) -> Vec<execgov_chat::PlatformUser> {
+        if !matches!(run.state, RunState::Failed | RunState::TimedOut | RunState::Interrupted | RunState::Expired) {
+            return Vec::new();
+        }
+        let Some((_, schedule)) = self.schedule_of(run) else { return Vec::new() };
+        let config = self.engine.config();
+        let mut people: Vec<crate::types::PersonId> = Vec::new();
+        for p in &schedule.notify_on_failure {
+            match p {
+                crate::manifest::Principal::Person(x) => people.push(x.clone()),
+                crate::manifest::Principal::Group(g) => people.extend(config.group(g).unwrap_or_default().iter().cloned()),
+                crate::manifest::Principal::Anyone => {}
+            }
+        }
+        people.sort();
+        people.dedup();
+        people
+            .iter()
+            .filter_map(|p| config.people.get(p))
+            .filter_map(|person| match platform {
+                Platform::Slack => person.slack.clone(),
+                Platform::Matrix => person.matrix.clone(),
+                _ => None,
+            })
+            .map(|id| execgov_chat::PlatformUser { platform, id })
+            .collect()
     }
 
     async fn sync_status(

@@ -188,3 +188,45 @@ async fn a_refusal_never_reaches_the_channel() {
     );
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_scheduled_run_posts_to_its_channels_and_mentions_its_people() {
+    let (app, rec, stop) = with_notifier(Backend::Sqlite).await;
+    let dir = app.env.path().join("manifests");
+    std::fs::write(dir.join("scripts/fails.sh"), "echo broken >&2\nexit 3\n").unwrap();
+    std::fs::write(
+        dir.join("nightly.toml"),
+        r#"name = "nightly"
+description = "A nightly inspection that fails"
+command = ["sh", "scripts/fails.sh"]
+[access]
+run = ["group:sre"]
+[[schedule]]
+name = "night"
+cron = "0 0 3 * * *"
+timezone = "Europe/Berlin"
+post_to = ["oncall"]
+notify_on_failure = ["person:bob", "group:sre"]
+"#,
+    )
+    .unwrap();
+    let (catalog, problems) = execgov::manifest::load_catalog(&dir, app.engine.config());
+    assert!(problems.is_empty(), "{problems:?}");
+    app.engine.replace_catalog(catalog);
+    let manifest = app.engine.manifest("nightly").unwrap();
+    let actor = execgov::types::Actor::Schedule { id: "nightly/night".into() };
+    let place = Place::new(Platform::Schedule, "nightly/night");
+    let args = manifest.validate_args(&[]).unwrap();
+    let reply = app.engine.request_typed(&actor, &place, &manifest, args, Some("nightly/night@1".into())).await.unwrap();
+    assert!(!reply.is_error(), "{}", reply.text);
+
+    let calls = rec.wait_for("the scheduled result", |c| c.iter().any(is_result)).await;
+    let status = calls.iter().find(|c| status_state(c).is_some()).unwrap();
+    assert_eq!(status.out.place, oncall(), "posted to the post_to channel's Slack place");
+    let result = calls.iter().find(|c| is_result(c)).unwrap();
+    let Message::RunResult { run } = &result.out.message else { unreachable!() };
+    assert_eq!(run.state, "failed");
+    let mentioned: Vec<&str> = run.mentions.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(mentioned, vec!["UALICE", "UBOB", "UCAROL"], "bob and the sre group, once each, as Slack users");
+    stop.cancel();
+}
