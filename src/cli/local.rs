@@ -26,6 +26,16 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub(super) async fn worker(config: Config) -> anyhow::Result<ExitCode> {
+    let engine = app::build_engine(Arc::new(config), Arc::new(SystemClock)).await?;
+    let opts = PoolOptions::from_engine(&engine);
+    tracing::info!(worker = %opts.worker_id, pool_size = opts.pool_size, "worker started");
+    let shutdown = CancellationToken::new();
+    app::cancel_on_signals(shutdown.clone());
+    Pool::new(engine, opts).run_until_stopped(shutdown).await;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `key=value` words from the shell (already split by it: no re-splitting).
 pub(super) fn kv_args(words: &[String]) -> Option<Vec<(String, String)>> {
     let mut out = Vec::new();

@@ -34,6 +34,9 @@ pub struct Cli {
 pub enum Cmd {
     /// Run the server: HTTP (audit links, health) and the worker pool.
     Serve,
+    /// Run only a worker pool against the configured database (more capacity
+    /// beside `serve`; PostgreSQL or one host's SQLite).
+    Worker,
     /// Validate every manifest in DIR (default: the config's manifests folder).
     Check { dir: Option<PathBuf> },
     /// Ask for a run: `execgov run report-export month=2026-10 --wait`.
@@ -112,6 +115,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Cmd::Serve => local::serve(config).await,
+        Cmd::Worker => local::worker(config).await,
         Cmd::Check { dir } => Ok(admin::check(&config, dir)),
         Cmd::Run { script, args, wait, who } => {
             let Some(args) = local::kv_args(&args) else { return Ok(ExitCode::from(EXIT_REFUSED)) };

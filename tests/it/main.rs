@@ -9,3 +9,4 @@ mod web;
 mod store;
 mod runner;
 mod notify;
+mod multiprocess;
