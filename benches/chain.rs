@@ -176,7 +176,60 @@ async fn main() {
         );
         stop.cancel();
         let _ = pool_task.await;
+        breakdown(backend, &engine, dir.path(), o.latency_runs).await;
     }
+}
+
+/// Where one run's time goes, stage by stage, with the pool stopped: the
+/// request (parse, policy, digest, insert + audit), the claim (+ audit), the
+/// runner against a bare spawn, and recording the end (+ audit).
+async fn breakdown(backend: &str, engine: &Arc<Engine>, dir: &std::path::Path, n: usize) {
+    use execgov::runner::{ExecSpec, execute};
+    let (mut req, mut claim, mut exec, mut fin, mut bare) = (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let store = engine.store();
+    for i in 0..n {
+        let t = Instant::now();
+        let id = submit(engine).await;
+        req += t.elapsed();
+        let t = Instant::now();
+        let run = store.claim_next("bench", 30_000, engine.now()).await.unwrap().expect("claimable");
+        assert_eq!(run.id, id);
+        claim += t.elapsed();
+        let t = Instant::now();
+        let (tx, _rx) = tokio::sync::mpsc::channel(8);
+        let spec = ExecSpec {
+            run_id: id,
+            argv: vec!["/bin/true".into()],
+            run_dir: dir.join(format!("bd/{i}")),
+            pass_env: vec![],
+            secrets: vec![],
+            timeout: Duration::from_secs(10),
+            kill_grace: Duration::from_secs(1),
+            log_path: dir.join(format!("bd-{i}.log")),
+            log_cap: 1 << 20,
+        };
+        let out = execute(spec, CancellationToken::new(), tx).await;
+        exec += t.elapsed();
+        assert!(out.succeeded());
+        let t = Instant::now();
+        store
+            .transition(id, execgov::types::RunState::Succeeded, "bench", "run.succeeded", serde_json::json!({}), Default::default(), engine.now())
+            .await
+            .unwrap();
+        fin += t.elapsed();
+        let t = Instant::now();
+        tokio::process::Command::new("/bin/true").status().await.unwrap();
+        bare += t.elapsed();
+    }
+    let per = |d: Duration| ms(d / n as u32);
+    println!(
+        "{backend}: stages per run: request {:.2} ms, claim {:.2} ms, runner {:.2} ms (bare spawn {:.2} ms), finish {:.2} ms",
+        per(req),
+        per(claim),
+        per(exec),
+        per(bare),
+        per(fin)
+    );
 }
 
 /// Submits `n` runs with up to 16 requests in flight, as many chat users would.
