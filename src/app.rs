@@ -34,11 +34,43 @@ pub async fn build_engine(config: Arc<Config>, clock: Arc<dyn Clock>) -> anyhow:
 }
 
 /// A built application, bound to its listener but not yet serving.
-#[derive(Debug)]
 pub struct Application {
     engine: Arc<Engine>,
     listener: tokio::net::TcpListener,
     pool_opts: PoolOptions,
+    slack: Option<Arc<execgov_slack::Slack>>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("listener", &self.listener)
+            .field("slack", &self.slack.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The Slack adapter from `[slack]`, its secrets resolved from their references.
+fn build_slack(engine: &Arc<Engine>) -> anyhow::Result<Option<Arc<execgov_slack::Slack>>> {
+    let Some(sc) = engine.config().slack.clone() else { return Ok(None) };
+    execgov_slack::install_crypto_provider();
+    let secret = |what: &str, r: &Option<crate::config::SecretRef>| -> anyhow::Result<String> {
+        r.as_ref()
+            .with_context(|| format!("[slack] needs {what} (env:NAME or file:PATH)"))?
+            .resolve()
+            .with_context(|| format!("resolving slack.{what}"))
+    };
+    let settings = execgov_slack::Settings {
+        bot_token: secret("bot_token", &sc.bot_token)?,
+        signing_secret: secret("signing_secret", &sc.signing_secret)?,
+        app_token: match &sc.app_token {
+            Some(r) => Some(r.resolve().context("resolving slack.app_token")?),
+            None => None,
+        },
+        api_url: sc.api_url.clone(),
+    };
+    let handler = Arc::new(crate::chat::bridge::Bridge::new(engine.clone()));
+    Ok(Some(execgov_slack::Slack::new(settings, handler)?))
 }
 
 impl Application {
@@ -53,7 +85,8 @@ impl Application {
         }
         let engine = build_engine(Arc::new(config), Arc::new(SystemClock)).await?;
         let pool_opts = PoolOptions::from_engine(&engine);
-        Ok(Application { engine, listener, pool_opts })
+        let slack = build_slack(&engine)?;
+        Ok(Application { engine, listener, pool_opts, slack })
     }
 
     pub fn engine(&self) -> Arc<Engine> {
@@ -74,13 +107,30 @@ impl Application {
         tracing::info!(%addr, public_url = %self.engine.config().web.public_url, "serving");
         let pool = Pool::new(self.engine.clone(), self.pool_opts);
         let pool_task = tokio::spawn(pool.run_until_stopped(shutdown.clone()));
-        let app = crate::web::router(self.engine.clone());
+        let mut app = crate::web::router(self.engine.clone());
+        let mut adapters: Vec<Arc<dyn execgov_chat::ChatAdapter>> = Vec::new();
+        let mut background = Vec::new();
+        if let Some(slack) = &self.slack {
+            app = app.merge(slack.router());
+            adapters.push(slack.clone());
+            if self.engine.config().slack.as_ref().is_some_and(|s| s.app_token.is_some()) {
+                tracing::info!("Slack: Socket Mode");
+                background.push(tokio::spawn(slack.clone().socket_mode_until_stopped(shutdown.clone())));
+            }
+        }
+        if !adapters.is_empty() {
+            let notifier = crate::chat::notifier::Notifier::new(self.engine.clone(), adapters);
+            background.push(tokio::spawn(notifier.run_until_stopped(shutdown.clone())));
+        }
         let stop = shutdown.clone();
         axum::serve(self.listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await
             .context("HTTP server")?;
         pool_task.await.context("worker pool task")?;
+        for task in background {
+            let _ = task.await;
+        }
         tracing::info!("stopped");
         Ok(())
     }

@@ -1,0 +1,328 @@
+//! Button clicks and modal submissions: Approve goes straight to the core;
+//! Deny opens a modal for a reason, and its submission goes to the core. The
+//! actor is always the payload's `user.id`, which Slack signed, never a value
+//! from the buttons. Slack gets its 200 at once; the work runs after.
+
+use crate::Slack;
+use crate::blocks::{APPROVE_ACTION, DENY_ACTION, DENY_CALLBACK_ID, DenyMetadata, deny_modal};
+use execgov_chat::{Inbound, InboundContent, Place, Platform, PlatformUser, ReplyKind};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The parts of an interaction payload the adapter reads.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Interaction {
+    #[serde(rename = "type")]
+    kind: String,
+    user: Option<Id>,
+    #[serde(default)]
+    channel: Option<Id>,
+    #[serde(default)]
+    container: Option<Container>,
+    #[serde(default)]
+    trigger_id: Option<String>,
+    #[serde(default)]
+    actions: Vec<Action>,
+    #[serde(default)]
+    view: Option<View>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Id {
+    id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Container {
+    #[serde(default)]
+    channel_id: Option<String>,
+    #[serde(default)]
+    message_ts: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Action {
+    action_id: String,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct View {
+    #[serde(default)]
+    callback_id: Option<String>,
+    #[serde(default)]
+    private_metadata: Option<String>,
+    #[serde(default)]
+    state: Option<ViewState>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct ViewState {
+    #[serde(default)]
+    values: HashMap<String, HashMap<String, InputValue>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct InputValue {
+    #[serde(default)]
+    value: Option<String>,
+}
+
+/// A payload that cannot be what it claims.
+#[derive(Debug, thiserror::Error)]
+#[error("bad interaction payload: {0}")]
+pub(crate) struct BadInteraction(&'static str);
+
+/// What a checked interaction asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Intent {
+    Approve {
+        run_id: String,
+        channel_id: String,
+    },
+    OpenDeny {
+        trigger_id: String,
+        meta: DenyMetadata,
+    },
+    Deny {
+        meta: DenyMetadata,
+        reason: Option<String>,
+    },
+}
+
+/// Checks an interaction and starts its work; the caller acks with an empty 200
+/// (which also closes a submitted modal).
+pub(crate) fn on_interaction(
+    slack: &Arc<Slack>,
+    payload: Interaction,
+) -> Result<(), BadInteraction> {
+    let user = payload
+        .user
+        .as_ref()
+        .map(|u| u.id.clone())
+        .filter(|u| !u.is_empty())
+        .ok_or(BadInteraction("no user"))?;
+    let trigger = payload.trigger_id.clone();
+    for intent in intents(&payload)? {
+        let slack = slack.clone();
+        let user = user.clone();
+        let trigger = trigger.clone();
+        tokio::spawn(async move { slack.on_intent(user, trigger, intent).await });
+    }
+    Ok(())
+}
+
+fn intents(p: &Interaction) -> Result<Vec<Intent>, BadInteraction> {
+    match p.kind.as_str() {
+        "block_actions" => {
+            let channel = p
+                .channel
+                .as_ref()
+                .map(|c| c.id.clone())
+                .or_else(|| p.container.as_ref().and_then(|c| c.channel_id.clone()));
+            let message_ts = p.container.as_ref().and_then(|c| c.message_ts.clone());
+            let mut out = Vec::new();
+            for action in &p.actions {
+                let run_id = match action.value.as_deref().map(str::trim) {
+                    Some(v) if !v.is_empty() => v.to_string(),
+                    _ => continue,
+                };
+                let channel_id = || channel.clone().ok_or(BadInteraction("no channel"));
+                match action.action_id.as_str() {
+                    APPROVE_ACTION => out.push(Intent::Approve {
+                        run_id,
+                        channel_id: channel_id()?,
+                    }),
+                    DENY_ACTION => out.push(Intent::OpenDeny {
+                        trigger_id: p
+                            .trigger_id
+                            .clone()
+                            .ok_or(BadInteraction("no trigger_id"))?,
+                        meta: DenyMetadata {
+                            run_id,
+                            channel_id: channel_id()?,
+                            message_ts: message_ts.clone(),
+                        },
+                    }),
+                    _ => {}
+                }
+            }
+            Ok(out)
+        }
+        "view_submission" => {
+            let Some(view) = p
+                .view
+                .as_ref()
+                .filter(|v| v.callback_id.as_deref() == Some(DENY_CALLBACK_ID))
+            else {
+                return Ok(Vec::new());
+            };
+            let meta: DenyMetadata = view
+                .private_metadata
+                .as_deref()
+                .and_then(|m| serde_json::from_str(m).ok())
+                .ok_or(BadInteraction("deny modal without its metadata"))?;
+            Ok(vec![Intent::Deny {
+                meta,
+                reason: reason(view),
+            }])
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// The modal's reason input, trimmed; `None` when left empty.
+fn reason(view: &View) -> Option<String> {
+    let values = &view.state.as_ref()?.values;
+    values
+        .get(crate::blocks::REASON_INPUT)
+        .and_then(|block| block.get(crate::blocks::REASON_INPUT))
+        .or_else(|| values.values().flat_map(|b| b.values()).next())
+        .and_then(|input| input.value.as_deref())
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+}
+
+impl Slack {
+    async fn on_intent(self: Arc<Self>, user: String, trigger: Option<String>, intent: Intent) {
+        let (channel_id, content) = match intent {
+            Intent::OpenDeny { trigger_id, meta } => {
+                if let Err(e) = self.api.open_view(&trigger_id, &deny_modal(&meta)).await {
+                    tracing::warn!(run_id = %meta.run_id, error = %e, "opening the deny modal failed");
+                    let text = format!(
+                        "Could not open the deny dialog; type `deny {} <reason>` instead.",
+                        meta.run_id
+                    );
+                    self.tell(&meta.channel_id, &user, None, &text).await;
+                }
+                return;
+            }
+            Intent::Approve { run_id, channel_id } => {
+                (channel_id, InboundContent::Approve { run_id })
+            }
+            Intent::Deny { meta, reason } => (
+                meta.channel_id,
+                InboundContent::Deny {
+                    run_id: meta.run_id,
+                    reason,
+                },
+            ),
+        };
+        let inbound = Inbound {
+            event_id: trigger,
+            actor: PlatformUser {
+                platform: Platform::Slack,
+                id: user.clone(),
+            },
+            place: Place::new(Platform::Slack, channel_id.clone()),
+            content,
+        };
+        let reply = self.handler.handle(inbound).await;
+        if reply.kind == ReplyKind::Error {
+            self.tell(&channel_id, &user, None, &reply.text).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: serde_json::Value) -> Interaction {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn click(action_id: &str) -> Interaction {
+        parse(json!({
+            "type": "block_actions",
+            "user": { "id": "U0BOB", "username": "bob" },
+            "team": { "id": "T1" },
+            "api_app_id": "A1",
+            "trigger_id": "123.456.abc",
+            "container": { "type": "message", "message_ts": "1700000000.000100", "channel_id": "C0456APPROVE" },
+            "channel": { "id": "C0456APPROVE", "name": "approvals" },
+            "actions": [{ "action_id": action_id, "block_id": "b", "value": "31", "type": "button", "action_ts": "1700000001.0" }]
+        }))
+    }
+
+    #[test]
+    fn approve_click_names_the_run_and_channel() {
+        assert_eq!(
+            intents(&click(APPROVE_ACTION)).unwrap(),
+            vec![Intent::Approve {
+                run_id: "31".into(),
+                channel_id: "C0456APPROVE".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn deny_click_opens_the_modal_with_its_place() {
+        assert_eq!(
+            intents(&click(DENY_ACTION)).unwrap(),
+            vec![Intent::OpenDeny {
+                trigger_id: "123.456.abc".into(),
+                meta: DenyMetadata {
+                    run_id: "31".into(),
+                    channel_id: "C0456APPROVE".into(),
+                    message_ts: Some("1700000000.000100".into()),
+                }
+            }]
+        );
+    }
+
+    #[test]
+    fn other_buttons_are_ignored() {
+        assert!(intents(&click("someone_elses_button")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn submission_carries_the_reason() {
+        let meta = r#"{"run_id":"31","channel_id":"C0456APPROVE","message_ts":"1.2"}"#;
+        let submit = |value: serde_json::Value| {
+            parse(json!({
+                "type": "view_submission",
+                "user": { "id": "U0BOB" },
+                "view": {
+                    "callback_id": DENY_CALLBACK_ID,
+                    "private_metadata": meta,
+                    "state": { "values": { "reason": { "reason": { "type": "plain_text_input", "value": value } } } }
+                }
+            }))
+        };
+        let expected = |reason: Option<&str>| {
+            vec![Intent::Deny {
+                meta: DenyMetadata {
+                    run_id: "31".into(),
+                    channel_id: "C0456APPROVE".into(),
+                    message_ts: Some("1.2".into()),
+                },
+                reason: reason.map(str::to_string),
+            }]
+        };
+        assert_eq!(
+            intents(&submit(json!("  too risky today "))).unwrap(),
+            expected(Some("too risky today"))
+        );
+        assert_eq!(
+            intents(&submit(json!(null))).unwrap(),
+            expected(None),
+            "the reason is optional"
+        );
+        assert_eq!(intents(&submit(json!(""))).unwrap(), expected(None));
+    }
+
+    #[test]
+    fn a_submission_without_metadata_is_refused() {
+        let p = parse(json!({
+            "type": "view_submission",
+            "user": { "id": "U0BOB" },
+            "view": { "callback_id": DENY_CALLBACK_ID, "private_metadata": "" }
+        }));
+        assert!(intents(&p).is_err());
+    }
+}
