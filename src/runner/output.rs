@@ -103,12 +103,12 @@ impl Capture {
         self.lines[i].pending = pending;
     }
 
-    /// Masks a line (or piece of one) and sends it to the log, the tail and,
-    /// for `::progress` lines on stdout, the progress channel.
+    /// Masks a line (or piece of one) and sends it to the log and either the
+    /// tail or, for `::progress` lines on stdout, the progress channel: progress
+    /// updates the run's status instead of filling the output shown in chat.
     fn emit(&mut self, stream: Stream, raw: &[u8], continuing: bool) {
         let masked = self.masker.mask(raw);
         self.log.write_output(&masked);
-        self.push_tail(&masked);
         if stream == Stream::Out
             && !continuing
             && masked.starts_with(b"::progress")
@@ -116,7 +116,9 @@ impl Capture {
         {
             // Never wait for a slow reader: a dropped update is replaced by the next.
             let _ = self.progress.try_send(progress);
+            return;
         }
+        self.push_tail(&masked);
     }
 
     fn push_tail(&mut self, bytes: &[u8]) {

@@ -407,7 +407,7 @@ async fn secrets_are_masked_in_log_tail_and_progress() {
 }
 
 #[tokio::test]
-async fn progress_lines_arrive_and_stay_in_the_log() {
+async fn progress_lines_arrive_stay_in_the_log_and_leave_the_tail() {
     let dir = tempfile::tempdir().expect("temp dir");
     let ran = run(spec(dir.path(), &[&script("progress.sh")])).await;
 
@@ -428,6 +428,11 @@ async fn progress_lines_arrive_and_stay_in_the_log() {
     assert!(
         ran.log.contains("::progress 10 Reading input\n"),
         "progress lines are still logged"
+    );
+    assert!(
+        !ran.outcome.tail.contains("::progress ") && ran.outcome.tail.contains("::progressive is not progress"),
+        "the chat tail shows output, not progress lines: {:?}",
+        ran.outcome.tail
     );
 }
 
