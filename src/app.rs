@@ -101,15 +101,20 @@ impl Application {
         &mut self.pool_opts
     }
 
-    /// Serves HTTP and runs the pool until `shutdown`, then drains both.
+    /// Serves HTTP and runs the pool, the scheduler, manifest reloads and the
+    /// chat adapters until `shutdown`, then drains them.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let addr = self.local_addr();
         tracing::info!(%addr, public_url = %self.engine.config().web.public_url, "serving");
         let pool = Pool::new(self.engine.clone(), self.pool_opts);
         let pool_task = tokio::spawn(pool.run_until_stopped(shutdown.clone()));
+        let scheduler = crate::scheduler::Scheduler::new(self.engine.clone());
+        let mut background = vec![
+            tokio::spawn(scheduler.run_until_stopped(shutdown.clone())),
+            tokio::spawn(crate::scheduler::reload_until_stopped(self.engine.clone(), shutdown.clone())),
+        ];
         let mut app = crate::web::router(self.engine.clone());
         let mut adapters: Vec<Arc<dyn execgov_chat::ChatAdapter>> = Vec::new();
-        let mut background = Vec::new();
         if let Some(slack) = &self.slack {
             app = app.merge(slack.router());
             adapters.push(slack.clone());

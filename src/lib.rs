@@ -11,6 +11,7 @@
 //! - [`store`]: sqlx store (SQLite or PostgreSQL): runs, approvals, artifacts, the audit chain.
 //! - [`runner`]: one child process, sandboxed: process group, timeout, log cap, masking.
 //! - [`pool`]: the worker pool that claims queued runs and runs them.
+//! - [`scheduler`]: fires manifests' `[[schedule]]`s exactly once across processes; reloads manifests.
 //! - [`links`]: signed audit links.
 //! - [`web`]: the HTTP routes.
 //! - [`app`]: the application the binary runs and the tests build.
@@ -28,6 +29,7 @@ pub mod manifest;
 pub mod policy;
 pub mod pool;
 pub mod runner;
+pub mod scheduler;
 pub mod store;
 pub mod types;
 pub mod web;

@@ -2,7 +2,7 @@
 //! the config and a manifest; the engine asks, adapters never decide.
 
 use crate::config::Config;
-use crate::manifest::{Manifest, Principal, Risk};
+use crate::manifest::{Manifest, Principal, Risk, ScheduledApproval};
 use crate::types::{Actor, PersonId, Place, Platform};
 use std::collections::BTreeSet;
 
@@ -89,6 +89,19 @@ pub fn approval_need(config: &Config, manifest: &Manifest, requester: Option<&Pe
         expires_ms: approval.expires.as_millis() as i64,
         channel: approval.channel.clone(),
     })
+}
+
+/// The approval a request by `actor` needs. A schedule's fire needs none unless its
+/// manifest says `[approval] scheduled = "required"` (the schedule was reviewed with
+/// the manifest); then it needs what any request needs, with nobody as the requester.
+pub fn approval_need_for(config: &Config, manifest: &Manifest, actor: &Actor) -> Option<ApprovalNeed> {
+    if let Actor::Schedule { .. } = actor {
+        let required = manifest.approval.as_ref().is_some_and(|a| a.scheduled == ScheduledApproval::Required);
+        if !required {
+            return None;
+        }
+    }
+    approval_need(config, manifest, actor.person())
 }
 
 /// Why `approver` may not decide on a run requested by `requester`, if so.

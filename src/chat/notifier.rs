@@ -153,7 +153,7 @@ impl Notifier {
                 Platform::Slack | Platform::Matrix => out.push(("status".to_string(), place.clone())),
                 // A scheduled run posts to every place its schedule's `post_to` names.
                 Platform::Schedule => {
-                    if let Some((_, schedule)) = self.schedule_of(run) {
+                    if let Some(schedule) = self.schedule_of(run) {
                         for name in &schedule.post_to {
                             for key in config.channels.get(name).into_iter().flatten() {
                                 out.extend(parse_place(key).map(|p| ("status".to_string(), p)));
@@ -175,14 +175,10 @@ impl Notifier {
         out
     }
 
-    /// The manifest and schedule a scheduled run came from (its place's channel
-    /// is `<script>/<schedule name>`).
-    fn schedule_of(&self, run: &Run) -> Option<(crate::manifest::Manifest, crate::manifest::Schedule)> {
-        let channel = run.place.get("channel")?.as_str()?;
-        let (script, name) = channel.split_once('/')?;
-        let manifest = self.engine.manifest(script)?;
-        let schedule = manifest.schedules.iter().find(|s| s.name == name)?.clone();
-        Some((manifest, schedule))
+    /// The schedule a scheduled run came from.
+    fn schedule_of(&self, run: &Run) -> Option<crate::manifest::Schedule> {
+        let catalog = self.engine.catalog();
+        crate::scheduler::schedule_for_run(&catalog, run).map(|(_, s)| s.clone())
     }
 
     /// People a failed scheduled run alerts, as accounts on `platform`.
@@ -190,7 +186,7 @@ impl Notifier {
         if !matches!(run.state, RunState::Failed | RunState::TimedOut | RunState::Interrupted | RunState::Expired) {
             return Vec::new();
         }
-        let Some((_, schedule)) = self.schedule_of(run) else { return Vec::new() };
+        let Some(schedule) = self.schedule_of(run) else { return Vec::new() };
         let config = self.engine.config();
         let mut people: Vec<crate::types::PersonId> = Vec::new();
         for p in &schedule.notify_on_failure {

@@ -8,6 +8,7 @@
 
 mod admin;
 mod local;
+mod schedules;
 
 use crate::command::Command;
 use crate::config::Config;
@@ -90,6 +91,10 @@ pub enum Cmd {
     },
     /// Show one run: state, approvals, result, output tail, audit link.
     Show { id: String },
+    /// List every schedule with its next three fire times (its timezone and UTC).
+    Schedules,
+    /// Ask every server on the configured database to reload its manifests.
+    Reload,
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -134,6 +139,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Runs { script, state, limit } => admin::runs(config, script, state, limit).await,
         Cmd::Show { id } => admin::show(config, &id).await,
         Cmd::Audit { what: AuditCmd::Verify } => admin::audit_verify(config).await,
+        Cmd::Schedules => Ok(schedules::list(&config)),
+        Cmd::Reload => schedules::reload(config).await,
     }
 }
 

@@ -26,7 +26,7 @@ impl Engine {
             .validate_args(raw)
             .map_err(|e| format!("{e}\nusage: {}", short_usage(&manifest)))?;
         let access = policy::may_run(&self.config, &manifest, actor, place);
-        let approval = policy::approval_need(&self.config, &manifest, actor.person());
+        let approval = policy::approval_need_for(&self.config, &manifest, actor);
         Ok(Assessment { manifest, args, access, approval })
     }
 
@@ -51,7 +51,9 @@ impl Engine {
         self.record_run(actor, place, a, None).await
     }
 
-    /// Records a run from already-typed arguments (schedules, web forms).
+    /// Records a run from already-typed arguments (schedules, web forms). A
+    /// schedule's fire (actor `Actor::Schedule`) passes its `schedule_key`, unique in
+    /// the store, and needs approval only where its manifest says `scheduled = "required"`.
     pub async fn request_typed(
         &self,
         actor: &Actor,
@@ -62,7 +64,7 @@ impl Engine {
     ) -> anyhow::Result<Reply> {
         let a = Assessment {
             access: policy::may_run(&self.config, manifest, actor, place),
-            approval: policy::approval_need(&self.config, manifest, actor.person()),
+            approval: policy::approval_need_for(&self.config, manifest, actor),
             manifest: manifest.clone(),
             args,
         };

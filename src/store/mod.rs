@@ -97,6 +97,7 @@ mod misc;
 mod model;
 mod posts;
 mod runs;
+pub mod schedules;
 pub mod testing;
 
 pub use posts::ChatPost;

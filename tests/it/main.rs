@@ -10,3 +10,4 @@ mod store;
 mod runner;
 mod notify;
 mod multiprocess;
+mod schedules;
