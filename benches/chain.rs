@@ -24,7 +24,11 @@ struct Opts {
 }
 
 fn opts() -> Opts {
-    let mut o = Opts { runs: 2000, latency_runs: 300, backends: vec!["sqlite", "postgres"] };
+    let mut o = Opts {
+        runs: 2000,
+        latency_runs: 300,
+        backends: vec!["sqlite", "postgres"],
+    };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < args.len() {
@@ -65,12 +69,19 @@ async fn setup(backend: &str, dir: &std::path::Path) -> Arc<Engine> {
     )
     .unwrap();
     let config = execgov::config::Config::load(Some(&dir.join("execgov.toml"))).unwrap();
-    execgov::app::build_engine(Arc::new(config), Arc::new(SystemClock)).await.unwrap()
+    execgov::app::build_engine(Arc::new(config), Arc::new(SystemClock))
+        .await
+        .unwrap()
 }
 
 fn actor() -> (Actor, Place) {
     (
-        Actor::Unknown { via: PlatformUser { platform: Platform::Cli, id: "bench".into() } },
+        Actor::Unknown {
+            via: PlatformUser {
+                platform: Platform::Cli,
+                id: "bench".into(),
+            },
+        },
         Place::new(Platform::Cli, "local"),
     )
 }
@@ -78,8 +89,17 @@ fn actor() -> (Actor, Place) {
 async fn submit(engine: &Engine) -> RunId {
     let (actor, place) = actor();
     let command = Command::parse("run true").unwrap();
-    let reply = engine.handle(Request { actor, place, command }).await;
-    reply.run.unwrap_or_else(|| panic!("not accepted: {}", reply.text)).id
+    let reply = engine
+        .handle(Request {
+            actor,
+            place,
+            command,
+        })
+        .await;
+    reply
+        .run
+        .unwrap_or_else(|| panic!("not accepted: {}", reply.text))
+        .id
 }
 
 async fn wait_all_final(engine: &Engine, ids: &[RunId]) {
@@ -111,7 +131,10 @@ async fn wait_all_final(engine: &Engine, ids: &[RunId]) {
 async fn bare_spawn(n: usize) -> Duration {
     let t = Instant::now();
     for _ in 0..n {
-        let st = tokio::process::Command::new("/bin/true").status().await.unwrap();
+        let st = tokio::process::Command::new("/bin/true")
+            .status()
+            .await
+            .unwrap();
         assert!(st.success());
     }
     t.elapsed() / n as u32
@@ -124,7 +147,10 @@ fn ms(d: Duration) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let o = opts();
-    println!("execgov chain bench: {} runs for throughput, {} one at a time for overhead", o.runs, o.latency_runs);
+    println!(
+        "execgov chain bench: {} runs for throughput, {} one at a time for overhead",
+        o.runs, o.latency_runs
+    );
     for backend in &o.backends {
         if *backend == "postgres" && std::env::var("EXECGOV_TEST_POSTGRES_URL").is_err() {
             println!("{backend}: skipped (set EXECGOV_TEST_POSTGRES_URL)");
@@ -133,7 +159,10 @@ async fn main() {
         let dir = tempfile::tempdir().unwrap();
         let engine = setup(backend, dir.path()).await;
         let stop = CancellationToken::new();
-        let pool = execgov::pool::Pool::new(engine.clone(), execgov::pool::PoolOptions::from_engine(&engine));
+        let pool = execgov::pool::Pool::new(
+            engine.clone(),
+            execgov::pool::PoolOptions::from_engine(&engine),
+        );
         let pool_task = tokio::spawn(pool.run_until_stopped(stop.clone()));
 
         // Warm up connections and the page cache.
@@ -185,14 +214,24 @@ async fn main() {
 /// runner against a bare spawn, and recording the end (+ audit).
 async fn breakdown(backend: &str, engine: &Arc<Engine>, dir: &std::path::Path, n: usize) {
     use execgov::runner::{ExecSpec, execute};
-    let (mut req, mut claim, mut exec, mut fin, mut bare) = (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut req, mut claim, mut exec, mut fin, mut bare) = (
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+    );
     let store = engine.store();
     for i in 0..n {
         let t = Instant::now();
         let id = submit(engine).await;
         req += t.elapsed();
         let t = Instant::now();
-        let run = store.claim_next("bench", 30_000, engine.now()).await.unwrap().expect("claimable");
+        let run = store
+            .claim_next("bench", 30_000, engine.now())
+            .await
+            .unwrap()
+            .expect("claimable");
         assert_eq!(run.id, id);
         claim += t.elapsed();
         let t = Instant::now();
@@ -213,12 +252,23 @@ async fn breakdown(backend: &str, engine: &Arc<Engine>, dir: &std::path::Path, n
         assert!(out.succeeded());
         let t = Instant::now();
         store
-            .transition(id, execgov::types::RunState::Succeeded, "bench", "run.succeeded", serde_json::json!({}), Default::default(), engine.now())
+            .transition(
+                id,
+                execgov::types::RunState::Succeeded,
+                "bench",
+                "run.succeeded",
+                serde_json::json!({}),
+                Default::default(),
+                engine.now(),
+            )
             .await
             .unwrap();
         fin += t.elapsed();
         let t = Instant::now();
-        tokio::process::Command::new("/bin/true").status().await.unwrap();
+        tokio::process::Command::new("/bin/true")
+            .status()
+            .await
+            .unwrap();
         bare += t.elapsed();
     }
     let per = |d: Duration| ms(d / n as u32);

@@ -54,7 +54,9 @@ pub enum Command {
 pub enum ParseError {
     #[error("empty command; try `help`")]
     Empty,
-    #[error("unknown command `{0}`; commands: run, list, help, status, cancel, explain, approve, deny, login")]
+    #[error(
+        "unknown command `{0}`; commands: run, list, help, status, cancel, explain, approve, deny, login"
+    )]
     UnknownVerb(String),
     #[error("`{verb}` needs {what}; usage: {usage}")]
     Missing {
@@ -64,7 +66,9 @@ pub enum ParseError {
     },
     #[error("{0}")]
     BadRunId(String),
-    #[error("argument `{0}` is not key=value; write e.g. month=2026-10 (quote values with spaces: note=\"two words\")")]
+    #[error(
+        "argument `{0}` is not key=value; write e.g. month=2026-10 (quote values with spaces: note=\"two words\")"
+    )]
     NotKeyValue(String),
     #[error("unterminated quote in `{0}`; close it with a matching {1}")]
     Unterminated(String, char),
@@ -203,7 +207,11 @@ impl fmt::Display for Command {
 
 /// Quotes a value for display so that it reads back as one argument.
 pub fn quote_if_needed(v: &str) -> String {
-    if !v.is_empty() && !v.chars().any(|c| c.is_whitespace() || c == '"' || c == '\'') {
+    if !v.is_empty()
+        && !v
+            .chars()
+            .any(|c| c.is_whitespace() || c == '"' || c == '\'')
+    {
         return v.to_string();
     }
     let escaped = v.replace('\\', "\\\\").replace('"', "\\\"");
@@ -234,7 +242,11 @@ fn split_kv(word: &str) -> Result<(String, String), ParseError> {
     }
 }
 
-fn one_run_id(verb: &'static str, usage: &'static str, rest: &[String]) -> Result<RunId, ParseError> {
+fn one_run_id(
+    verb: &'static str,
+    usage: &'static str,
+    rest: &[String],
+) -> Result<RunId, ParseError> {
     let Some(first) = rest.first() else {
         return Err(ParseError::Missing {
             verb,
@@ -327,12 +339,17 @@ mod tests {
 
     #[test]
     fn run_with_quoted_values() {
-        let c = Command::parse(r#"run report-export month=2026-10 note="two words" x='a b'"#).unwrap();
+        let c =
+            Command::parse(r#"run report-export month=2026-10 note="two words" x='a b'"#).unwrap();
         assert_eq!(
             c,
             Command::Run {
                 script: "report-export".into(),
-                args: vec![kv("month", "2026-10"), kv("note", "two words"), kv("x", "a b")]
+                args: vec![
+                    kv("month", "2026-10"),
+                    kv("note", "two words"),
+                    kv("x", "a b")
+                ]
             }
         );
     }
@@ -353,34 +370,72 @@ mod tests {
     #[test]
     fn typographic_quotes_from_chat_clients() {
         let c = Command::parse("run x note=“two words”").unwrap();
-        assert_eq!(c, Command::Run { script: "x".into(), args: vec![kv("note", "two words")] });
+        assert_eq!(
+            c,
+            Command::Run {
+                script: "x".into(),
+                args: vec![kv("note", "two words")]
+            }
+        );
     }
 
     #[test]
     fn escapes_inside_double_quotes() {
         let c = Command::parse(r#"run x q="say \"hi\"""#).unwrap();
-        assert_eq!(c, Command::Run { script: "x".into(), args: vec![kv("q", "say \"hi\"")] });
+        assert_eq!(
+            c,
+            Command::Run {
+                script: "x".into(),
+                args: vec![kv("q", "say \"hi\"")]
+            }
+        );
     }
 
     #[test]
     fn every_verb() {
         assert_eq!(Command::parse("list").unwrap(), Command::List);
-        assert_eq!(Command::parse("help").unwrap(), Command::Help { script: None });
+        assert_eq!(
+            Command::parse("help").unwrap(),
+            Command::Help { script: None }
+        );
         assert_eq!(
             Command::parse("help disk-cleanup").unwrap(),
-            Command::Help { script: Some("disk-cleanup".into()) }
+            Command::Help {
+                script: Some("disk-cleanup".into())
+            }
         );
-        assert_eq!(Command::parse("status #12").unwrap(), Command::Status { run: RunId(12) });
-        assert_eq!(Command::parse("cancel 3").unwrap(), Command::Cancel { run: RunId(3) });
-        assert_eq!(Command::parse("APPROVE 3").unwrap(), Command::Approve { run: RunId(3) });
+        assert_eq!(
+            Command::parse("status #12").unwrap(),
+            Command::Status { run: RunId(12) }
+        );
+        assert_eq!(
+            Command::parse("cancel 3").unwrap(),
+            Command::Cancel { run: RunId(3) }
+        );
+        assert_eq!(
+            Command::parse("APPROVE 3").unwrap(),
+            Command::Approve { run: RunId(3) }
+        );
         assert_eq!(
             Command::parse("deny 3 not during the freeze").unwrap(),
-            Command::Deny { run: RunId(3), reason: Some("not during the freeze".into()) }
+            Command::Deny {
+                run: RunId(3),
+                reason: Some("not during the freeze".into())
+            }
         );
-        assert_eq!(Command::parse("deny 3").unwrap(), Command::Deny { run: RunId(3), reason: None });
+        assert_eq!(
+            Command::parse("deny 3").unwrap(),
+            Command::Deny {
+                run: RunId(3),
+                reason: None
+            }
+        );
         assert_eq!(
             Command::parse("explain disk-cleanup days=3").unwrap(),
-            Command::Explain { script: "disk-cleanup".into(), args: vec![kv("days", "3")] }
+            Command::Explain {
+                script: "disk-cleanup".into(),
+                args: vec![kv("days", "3")]
+            }
         );
         assert_eq!(Command::parse("login").unwrap(), Command::Login);
     }
@@ -389,30 +444,67 @@ mod tests {
     fn errors_say_what_to_do() {
         assert_eq!(Command::parse("  "), Err(ParseError::Empty));
         assert!(matches!(Command::parse("rnu x"), Err(ParseError::UnknownVerb(v)) if v == "rnu"));
-        assert!(matches!(Command::parse("run"), Err(ParseError::Missing { verb: "run", .. })));
-        assert!(matches!(Command::parse("status"), Err(ParseError::Missing { .. })));
-        assert!(matches!(Command::parse("status abc"), Err(ParseError::BadRunId(_))));
-        assert!(matches!(Command::parse("status 1 2"), Err(ParseError::Extra { .. })));
-        assert!(matches!(Command::parse("run x month"), Err(ParseError::NotKeyValue(w)) if w == "month"));
-        assert!(matches!(Command::parse("run x =v"), Err(ParseError::NotKeyValue(_))));
-        assert!(matches!(Command::parse(r#"run x a="open"#), Err(ParseError::Unterminated(_, '"'))));
+        assert!(matches!(
+            Command::parse("run"),
+            Err(ParseError::Missing { verb: "run", .. })
+        ));
+        assert!(matches!(
+            Command::parse("status"),
+            Err(ParseError::Missing { .. })
+        ));
+        assert!(matches!(
+            Command::parse("status abc"),
+            Err(ParseError::BadRunId(_))
+        ));
+        assert!(matches!(
+            Command::parse("status 1 2"),
+            Err(ParseError::Extra { .. })
+        ));
+        assert!(
+            matches!(Command::parse("run x month"), Err(ParseError::NotKeyValue(w)) if w == "month")
+        );
+        assert!(matches!(
+            Command::parse("run x =v"),
+            Err(ParseError::NotKeyValue(_))
+        ));
+        assert!(matches!(
+            Command::parse(r#"run x a="open"#),
+            Err(ParseError::Unterminated(_, '"'))
+        ));
         let msg = Command::parse("run x month").unwrap_err().to_string();
-        assert!(msg.contains("key=value"), "the message shows the expected shape: {msg}");
+        assert!(
+            msg.contains("key=value"),
+            "the message shows the expected shape: {msg}"
+        );
     }
 
     #[test]
     fn run_prefixed_entry_points() {
         assert_eq!(
             Command::parse_run_prefixed("report-export month=2026-10").unwrap(),
-            Command::Run { script: "report-export".into(), args: vec![kv("month", "2026-10")] }
+            Command::Run {
+                script: "report-export".into(),
+                args: vec![kv("month", "2026-10")]
+            }
         );
-        assert_eq!(Command::parse_run_prefixed("status 4").unwrap(), Command::Status { run: RunId(4) });
-        assert_eq!(Command::parse_run_prefixed("").unwrap(), Command::Help { script: None });
+        assert_eq!(
+            Command::parse_run_prefixed("status 4").unwrap(),
+            Command::Status { run: RunId(4) }
+        );
+        assert_eq!(
+            Command::parse_run_prefixed("").unwrap(),
+            Command::Help { script: None }
+        );
     }
 
     #[test]
     fn display_round_trips() {
-        for line in [r#"run x note="two words" n=3"#, "deny 4 too risky", "status 9", "list"] {
+        for line in [
+            r#"run x note="two words" n=3"#,
+            "deny 4 too risky",
+            "status 9",
+            "list",
+        ] {
             let c = Command::parse(line).unwrap();
             assert_eq!(Command::parse(&c.to_string()).unwrap(), c, "{line}");
         }

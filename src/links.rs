@@ -35,12 +35,17 @@ impl std::fmt::Debug for LinkSigner {
 
 impl LinkSigner {
     pub fn new(secret: &[u8]) -> LinkSigner {
-        LinkSigner { key: secret.to_vec() }
+        LinkSigner {
+            key: secret.to_vec(),
+        }
     }
 
     /// The configured secret, else one generated once into `data_dir/web-secret`
     /// (mode 0600) and reused after restarts.
-    pub fn from_config_or_data_dir(secret: Option<String>, data_dir: &Path) -> anyhow::Result<LinkSigner> {
+    pub fn from_config_or_data_dir(
+        secret: Option<String>,
+        data_dir: &Path,
+    ) -> anyhow::Result<LinkSigner> {
         use anyhow::Context;
         if let Some(s) = secret {
             return Ok(LinkSigner::new(s.as_bytes()));
@@ -51,7 +56,8 @@ impl LinkSigner {
         {
             return Ok(LinkSigner::new(existing.trim().as_bytes()));
         }
-        std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
         let fresh = hex::encode(rand::random::<[u8; 32]>());
         write_private(&path, &fresh).with_context(|| format!("writing {}", path.display()))?;
         Ok(LinkSigner::new(fresh.as_bytes()))
@@ -65,12 +71,19 @@ impl LinkSigner {
 
     /// A token for `run` valid until `exp` (epoch ms).
     pub fn token(&self, run: RunId, exp: i64) -> String {
-        let sig = self.mac("run", &run.to_string(), exp).finalize().into_bytes();
+        let sig = self
+            .mac("run", &run.to_string(), exp)
+            .finalize()
+            .into_bytes();
         format!("{exp}.{}", hex::encode(sig))
     }
 
     pub fn link(&self, public_url: &str, run: RunId, now: i64) -> String {
-        format!("{}/runs/{run}?t={}", public_url.trim_end_matches('/'), self.token(run, now + LINK_TTL_MS))
+        format!(
+            "{}/runs/{run}?t={}",
+            public_url.trim_end_matches('/'),
+            self.token(run, now + LINK_TTL_MS)
+        )
     }
 
     /// Checks a token for `run` at time `now`, in constant time for the signature.
@@ -91,7 +104,12 @@ impl LinkSigner {
 fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(content.as_bytes())
 }
 
@@ -104,11 +122,22 @@ mod tests {
         let s = LinkSigner::new(b"k");
         let t = s.token(RunId(7), 1_000);
         assert_eq!(s.verify(RunId(7), &t, 999), Ok(()));
-        assert_eq!(s.verify(RunId(8), &t, 999), Err(TokenError::BadSignature), "other run");
+        assert_eq!(
+            s.verify(RunId(8), &t, 999),
+            Err(TokenError::BadSignature),
+            "other run"
+        );
         assert_eq!(s.verify(RunId(7), &t, 1_001), Err(TokenError::Expired));
         let forged = t.replacen("1000", "9999", 1);
-        assert_eq!(s.verify(RunId(7), &forged, 999), Err(TokenError::BadSignature), "expiry is signed");
-        assert_eq!(LinkSigner::new(b"other").verify(RunId(7), &t, 0), Err(TokenError::BadSignature));
+        assert_eq!(
+            s.verify(RunId(7), &forged, 999),
+            Err(TokenError::BadSignature),
+            "expiry is signed"
+        );
+        assert_eq!(
+            LinkSigner::new(b"other").verify(RunId(7), &t, 0),
+            Err(TokenError::BadSignature)
+        );
         assert_eq!(s.verify(RunId(7), "garbage", 0), Err(TokenError::Malformed));
     }
 }

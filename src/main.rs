@@ -8,7 +8,11 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     // The server logs what it does; one-shot commands print only warnings.
-    let default = if matches!(cli.command, Cmd::Serve | Cmd::Worker) { "warn,execgov=info" } else { "warn" };
+    let default = if matches!(cli.command, Cmd::Serve | Cmd::Worker) {
+        "warn,execgov=info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("EXECGOV_LOG")

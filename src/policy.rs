@@ -67,7 +67,11 @@ pub fn may_run(config: &Config, manifest: &Manifest, actor: &Actor, place: &Plac
 }
 
 /// The approval a request by `requester` needs, or `None` when the script may run at once.
-pub fn approval_need(config: &Config, manifest: &Manifest, requester: Option<&PersonId>) -> Option<ApprovalNeed> {
+pub fn approval_need(
+    config: &Config,
+    manifest: &Manifest,
+    requester: Option<&PersonId>,
+) -> Option<ApprovalNeed> {
     if manifest.risk != Risk::High {
         return None;
     }
@@ -94,9 +98,16 @@ pub fn approval_need(config: &Config, manifest: &Manifest, requester: Option<&Pe
 /// The approval a request by `actor` needs. A schedule's fire needs none unless its
 /// manifest says `[approval] scheduled = "required"` (the schedule was reviewed with
 /// the manifest); then it needs what any request needs, with nobody as the requester.
-pub fn approval_need_for(config: &Config, manifest: &Manifest, actor: &Actor) -> Option<ApprovalNeed> {
+pub fn approval_need_for(
+    config: &Config,
+    manifest: &Manifest,
+    actor: &Actor,
+) -> Option<ApprovalNeed> {
     if let Actor::Schedule { .. } = actor {
-        let required = manifest.approval.as_ref().is_some_and(|a| a.scheduled == ScheduledApproval::Required);
+        let required = manifest
+            .approval
+            .as_ref()
+            .is_some_and(|a| a.scheduled == ScheduledApproval::Required);
         if !required {
             return None;
         }
@@ -112,7 +123,9 @@ pub fn may_decide(
     requester: Option<&PersonId>,
 ) -> Result<PersonId, String> {
     let Some(person) = approver.person() else {
-        return Err(format!("{approver} is not a configured person and cannot approve"));
+        return Err(format!(
+            "{approver} is not a configured person and cannot approve"
+        ));
     };
     let Some(approval) = manifest.approval.as_ref() else {
         return Err(format!("`{}` has no [approval] section", manifest.name));

@@ -15,7 +15,9 @@ impl RunId {
         let t = s.trim().trim_start_matches('#');
         match t.parse::<i64>() {
             Ok(n) if n > 0 => Ok(RunId(n)),
-            _ => Err(format!("`{s}` is not a run id (expected a number such as 42)")),
+            _ => Err(format!(
+                "`{s}` is not a run id (expected a number such as 42)"
+            )),
         }
     }
 }
@@ -268,13 +270,22 @@ mod tests {
     #[test]
     fn lifecycle_refuses_what_the_diagram_lacks() {
         assert!(RunState::AwaitingApproval.can_become(RunState::Queued));
-        assert!(!RunState::Rejected.can_become(RunState::Queued), "a rejected run never runs");
-        assert!(!RunState::Running.can_become(RunState::Running), "no second start");
+        assert!(
+            !RunState::Rejected.can_become(RunState::Queued),
+            "a rejected run never runs"
+        );
+        assert!(
+            !RunState::Running.can_become(RunState::Running),
+            "no second start"
+        );
         assert!(!RunState::Succeeded.can_become(RunState::Failed));
         for s in RunState::ALL {
             assert_eq!(RunState::parse(s.as_str()), Some(s));
             if s.is_final() {
-                assert!(RunState::ALL.iter().all(|n| !s.can_become(*n)), "{s} is final");
+                assert!(
+                    RunState::ALL.iter().all(|n| !s.can_become(*n)),
+                    "{s} is final"
+                );
             }
         }
     }

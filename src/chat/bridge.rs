@@ -21,8 +21,14 @@ impl Bridge {
 
 fn parse(content: &InboundContent) -> Result<Command, ParseError> {
     match content {
-        InboundContent::Text { text, implicit_run: true } => Command::parse_run_prefixed(text),
-        InboundContent::Text { text, implicit_run: false } => Command::parse(text),
+        InboundContent::Text {
+            text,
+            implicit_run: true,
+        } => Command::parse_run_prefixed(text),
+        InboundContent::Text {
+            text,
+            implicit_run: false,
+        } => Command::parse(text),
         InboundContent::Approve { run_id } => Ok(Command::Approve {
             run: RunId::parse(run_id).map_err(ParseError::BadRunId)?,
         }),
@@ -40,16 +46,36 @@ impl InboundHandler for Bridge {
         let command = match parse(&inbound.content) {
             Ok(c) => c,
             Err(e) => {
-                return InboundReply { kind: ReplyKind::Error, text: e.to_string(), run_id: None };
+                return InboundReply {
+                    kind: ReplyKind::Error,
+                    text: e.to_string(),
+                    run_id: None,
+                };
             }
         };
         let actor = self.engine.actor_for(&inbound.actor);
-        let reply = self.engine.handle(Request { actor, place: inbound.place, command }).await;
-        InboundReply { kind: reply.kind, text: reply.text, run_id: reply.run.map(|r| r.id.to_string()) }
+        let reply = self
+            .engine
+            .handle(Request {
+                actor,
+                place: inbound.place,
+                command,
+            })
+            .await;
+        InboundReply {
+            kind: reply.kind,
+            text: reply.text,
+            run_id: reply.run.map(|r| r.id.to_string()),
+        }
     }
 
     async fn first_time(&self, event_id: &str) -> bool {
-        match self.engine.store().first_time(event_id, self.engine.now()).await {
+        match self
+            .engine
+            .store()
+            .first_time(event_id, self.engine.now())
+            .await
+        {
             Ok(first) => first,
             Err(e) => {
                 // Better to risk a duplicate than to drop a command: the store's

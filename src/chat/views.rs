@@ -9,12 +9,26 @@ use crate::types::{Platform, PlatformUser, RunState};
 use execgov_chat::{ApprovalView, OutboundFile, RunView};
 
 /// A run as shown on `platform` (mentions use the requester's account there).
-pub fn run_view(engine: &Engine, run: &Run, approvals: &[Approval], artifacts: &[Artifact], platform: Platform) -> RunView {
-    let requester = run.requester_person.clone().unwrap_or_else(|| run.requester.clone());
+pub fn run_view(
+    engine: &Engine,
+    run: &Run,
+    approvals: &[Approval],
+    artifacts: &[Artifact],
+    platform: Platform,
+) -> RunView {
+    let requester = run
+        .requester_person
+        .clone()
+        .unwrap_or_else(|| run.requester.clone());
     let requester_account = run
         .requester_person
         .as_ref()
-        .and_then(|p| engine.config().people.get(&crate::types::PersonId(p.clone())))
+        .and_then(|p| {
+            engine
+                .config()
+                .people
+                .get(&crate::types::PersonId(p.clone()))
+        })
         .and_then(|person| match platform {
             Platform::Slack => person.slack.clone(),
             Platform::Matrix => person.matrix.clone(),
@@ -25,13 +39,26 @@ pub fn run_view(engine: &Engine, run: &Run, approvals: &[Approval], artifacts: &
         (Some(s), Some(f)) => Some(f - s),
         _ => None,
     };
-    let reason = run.reason.clone().or_else(|| run.error.clone()).or_else(|| {
-        approvals
-            .iter()
-            .find(|a| !a.approve)
-            .map(|a| format!("denied by {}{}", a.approver, a.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()))
-            .filter(|_| run.state == RunState::Rejected)
-    });
+    let reason = run
+        .reason
+        .clone()
+        .or_else(|| run.error.clone())
+        .or_else(|| {
+            approvals
+                .iter()
+                .find(|a| !a.approve)
+                .map(|a| {
+                    format!(
+                        "denied by {}{}",
+                        a.approver,
+                        a.reason
+                            .as_deref()
+                            .map(|r| format!(": {r}"))
+                            .unwrap_or_default()
+                    )
+                })
+                .filter(|_| run.state == RunState::Rejected)
+        });
     RunView {
         run_id: run.id.to_string(),
         script: run.script.clone(),
@@ -51,7 +78,10 @@ pub fn run_view(engine: &Engine, run: &Run, approvals: &[Approval], artifacts: &
         audit_link: engine.audit_link(run),
         files: artifacts
             .iter()
-            .map(|a| OutboundFile { name: a.name.clone(), path: a.path.clone().into() })
+            .map(|a| OutboundFile {
+                name: a.name.clone(),
+                path: a.path.clone().into(),
+            })
             .collect(),
         decisions: approvals.iter().map(decision_text).collect(),
         mentions: Vec::new(),
@@ -61,7 +91,11 @@ pub fn run_view(engine: &Engine, run: &Run, approvals: &[Approval], artifacts: &
 /// `bob approved at 2026-11-24 10:02:00 UTC` / `dave denied at …: reason`.
 pub fn decision_text(a: &Approval) -> String {
     let what = if a.approve { "approved" } else { "denied" };
-    let why = a.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+    let why = a
+        .reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
     format!("{} {what} at {}{why}", a.approver, format_ms(a.at))
 }
 
@@ -72,18 +106,29 @@ pub fn approval_view(run_view: RunView, run: &Run, approvals: &[Approval]) -> Ap
         .approvers
         .get("eligible")
         .and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     let open = run.state == RunState::AwaitingApproval;
     let needed = if open {
-        format!("{} more approval(s) from {}", (run.quorum - approves).max(0), eligible.join(", "))
+        format!(
+            "{} more approval(s) from {}",
+            (run.quorum - approves).max(0),
+            eligible.join(", ")
+        )
     } else {
         format!("decided: {}", run.state.as_str().replace('_', " "))
     };
     ApprovalView {
         run: run_view,
         needed,
-        expires: run.expires_at.map(format_ms).unwrap_or_else(|| "never".into()),
+        expires: run
+            .expires_at
+            .map(format_ms)
+            .unwrap_or_else(|| "never".into()),
         open,
     }
 }

@@ -30,12 +30,20 @@ pub(super) fn check(config: &Config, dir: Option<PathBuf>) -> ExitCode {
 }
 
 async fn store(config: &Config) -> anyhow::Result<Store> {
-    Store::connect(&config.database_url)
-        .await
-        .with_context(|| format!("opening the database {}", app::redact_url(&config.database_url)))
+    Store::connect(&config.database_url).await.with_context(|| {
+        format!(
+            "opening the database {}",
+            app::redact_url(&config.database_url)
+        )
+    })
 }
 
-pub(super) async fn runs(config: Config, script: Option<String>, state: Option<String>, limit: i64) -> anyhow::Result<ExitCode> {
+pub(super) async fn runs(
+    config: Config,
+    script: Option<String>,
+    state: Option<String>,
+    limit: i64,
+) -> anyhow::Result<ExitCode> {
     let state = match state {
         Some(s) => Some(RunState::parse(&s).with_context(|| {
             let all: Vec<&str> = RunState::ALL.iter().map(|s| s.as_str()).collect();
@@ -45,7 +53,13 @@ pub(super) async fn runs(config: Config, script: Option<String>, state: Option<S
     };
     let store = store(&config).await?;
     let runs = store
-        .list_runs(&RunFilter { script, person: None, state, before_id: None, limit })
+        .list_runs(&RunFilter {
+            script,
+            person: None,
+            state,
+            before_id: None,
+            limit,
+        })
         .await?;
     if runs.is_empty() {
         println!("no runs");
@@ -76,7 +90,10 @@ pub(super) async fn show(config: Config, id: &str) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     let approvals = engine.store().approvals(id).await?;
-    println!("{}", run_summary(&run, &approvals, Some(&engine.audit_link(&run))));
+    println!(
+        "{}",
+        run_summary(&run, &approvals, Some(&engine.audit_link(&run)))
+    );
     Ok(ExitCode::SUCCESS)
 }
 

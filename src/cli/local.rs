@@ -59,7 +59,10 @@ fn cli_actor(engine: &Engine, who: &As) -> anyhow::Result<Actor> {
         .flatten()
         .map(|u| u.name)
         .unwrap_or_else(|| format!("uid{}", nix::unistd::getuid()));
-    let via = PlatformUser { platform: Platform::Cli, id: os_user.clone() };
+    let via = PlatformUser {
+        platform: Platform::Cli,
+        id: os_user.clone(),
+    };
     let Some(name) = &who.person else {
         return Ok(engine.actor_for(&via));
     };
@@ -67,32 +70,54 @@ fn cli_actor(engine: &Engine, who: &As) -> anyhow::Result<Actor> {
     if !config.cli.impersonation {
         anyhow::bail!(
             "--as is not allowed by this config; set [cli] impersonation = true (demo configs only) in {}",
-            config.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "execgov.toml".into())
+            config
+                .source
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "execgov.toml".into())
         );
     }
     let person = PersonId(name.clone());
     if !config.people.contains_key(&person) {
         let known: Vec<&str> = config.people.keys().map(|p| p.as_str()).collect();
-        anyhow::bail!("--as {name}: no such person in the config (people: {})", known.join(", "));
+        anyhow::bail!(
+            "--as {name}: no such person in the config (people: {})",
+            known.join(", ")
+        );
     }
-    Ok(Actor::Person { person, via, impersonated_by: Some(os_user) })
+    Ok(Actor::Person {
+        person,
+        via,
+        impersonated_by: Some(os_user),
+    })
 }
 
 /// Sends one command through the engine, prints the answer, and where the
 /// command made a run runnable (or `wait` asks for it) waits for its end.
-pub(super) async fn handle(config: Config, command: Command, who: &As, wait: bool) -> anyhow::Result<ExitCode> {
+pub(super) async fn handle(
+    config: Config,
+    command: Command,
+    who: &As,
+    wait: bool,
+) -> anyhow::Result<ExitCode> {
     let engine = app::build_engine(Arc::new(config), Arc::new(SystemClock)).await?;
     let actor = cli_actor(&engine, who)?;
     let is_run = matches!(command, Command::Run { .. });
     let reply = engine
-        .handle(Request { actor, place: Place::new(Platform::Cli, "local"), command })
+        .handle(Request {
+            actor,
+            place: Place::new(Platform::Cli, "local"),
+            command,
+        })
         .await;
     if reply.is_error() {
         eprintln!("{}", reply.text);
         return Ok(ExitCode::from(EXIT_REFUSED));
     }
     println!("{}", reply.text);
-    let Some(run) = reply.run else { return Ok(ExitCode::SUCCESS) };
+    let Some(run) = reply.run else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let must_run_here = run.state == RunState::Queued && !server_running(&engine).await?;
     let follow = (is_run && wait) || must_run_here;
     if !follow {
@@ -103,12 +128,23 @@ pub(super) async fn handle(config: Config, command: Command, who: &As, wait: boo
     }
     let end = wait_for_end(&engine, run.id).await?;
     let approvals = engine.store().approvals(end.id).await?;
-    println!("{}", run_summary(&end, &approvals, Some(&engine.audit_link(&end))));
-    Ok(if end.state == RunState::Succeeded { ExitCode::SUCCESS } else { ExitCode::from(EXIT_RUN_FAILED) })
+    println!(
+        "{}",
+        run_summary(&end, &approvals, Some(&engine.audit_link(&end)))
+    );
+    Ok(if end.state == RunState::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_RUN_FAILED)
+    })
 }
 
 async fn server_running(engine: &Engine) -> anyhow::Result<bool> {
-    Ok(engine.store().live_workers(engine.now() - LIVE_WINDOW_MS).await? > 0)
+    Ok(engine
+        .store()
+        .live_workers(engine.now() - LIVE_WINDOW_MS)
+        .await?
+        > 0)
 }
 
 /// Waits until the run is final, running a pool here while no server is up.
@@ -119,7 +155,11 @@ async fn wait_for_end(engine: &Arc<Engine>, id: RunId) -> anyhow::Result<crate::
     let mut last_progress = String::new();
     let mut announced_wait = false;
     let end = loop {
-        let run = engine.store().get_run(id).await.context("reading the run")?;
+        let run = engine
+            .store()
+            .get_run(id)
+            .await
+            .context("reading the run")?;
         if run.state.is_final() {
             break run;
         }
@@ -131,12 +171,15 @@ async fn wait_for_end(engine: &Arc<Engine>, id: RunId) -> anyhow::Result<crate::
             let opts = PoolOptions::from_engine(engine);
             let worker = opts.worker_id.clone();
             let stop = CancellationToken::new();
-            let task = tokio::spawn(Pool::new(engine.clone(), opts).run_until_stopped(stop.clone()));
+            let task =
+                tokio::spawn(Pool::new(engine.clone(), opts).run_until_stopped(stop.clone()));
             pool = Some((stop, task, worker));
         }
         let progress = format!(
             "{}{}",
-            run.progress_pct.map(|p| format!("{p}% ")).unwrap_or_default(),
+            run.progress_pct
+                .map(|p| format!("{p}% "))
+                .unwrap_or_default(),
             run.progress_text.clone().unwrap_or_default()
         );
         if !progress.is_empty() && progress != last_progress {
@@ -160,4 +203,3 @@ async fn wait_for_end(engine: &Arc<Engine>, id: RunId) -> anyhow::Result<crate::
     }
     Ok(end)
 }
-

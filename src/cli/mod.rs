@@ -22,7 +22,11 @@ pub const EXIT_RUN_FAILED: u8 = 1;
 pub const EXIT_REFUSED: u8 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "execgov", version, about = "Governed execution of team scripts from Slack, Matrix and the CLI")]
+#[command(
+    name = "execgov",
+    version,
+    about = "Governed execution of team scripts from Slack, Matrix and the CLI"
+)]
 pub struct Cli {
     /// Config file (else $EXECGOV_CONFIG, else ./execgov.toml, else defaults).
     #[arg(long, global = true, value_name = "FILE")]
@@ -122,23 +126,51 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Serve => local::serve(config).await,
         Cmd::Worker => local::worker(config).await,
         Cmd::Check { dir } => Ok(admin::check(&config, dir)),
-        Cmd::Run { script, args, wait, who } => {
-            let Some(args) = local::kv_args(&args) else { return Ok(ExitCode::from(EXIT_REFUSED)) };
+        Cmd::Run {
+            script,
+            args,
+            wait,
+            who,
+        } => {
+            let Some(args) = local::kv_args(&args) else {
+                return Ok(ExitCode::from(EXIT_REFUSED));
+            };
             local::handle(config, Command::Run { script, args }, &who, wait).await
         }
         Cmd::Explain { script, args, who } => {
-            let Some(args) = local::kv_args(&args) else { return Ok(ExitCode::from(EXIT_REFUSED)) };
+            let Some(args) = local::kv_args(&args) else {
+                return Ok(ExitCode::from(EXIT_REFUSED));
+            };
             local::handle(config, Command::Explain { script, args }, &who, false).await
         }
-        Cmd::Approve { id, who } => local::handle(config, Command::Approve { run: run_id(&id)? }, &who, true).await,
-        Cmd::Deny { id, reason, who } => {
-            local::handle(config, Command::Deny { run: run_id(&id)?, reason }, &who, false).await
+        Cmd::Approve { id, who } => {
+            local::handle(config, Command::Approve { run: run_id(&id)? }, &who, true).await
         }
-        Cmd::Cancel { id, who } => local::handle(config, Command::Cancel { run: run_id(&id)? }, &who, false).await,
+        Cmd::Deny { id, reason, who } => {
+            local::handle(
+                config,
+                Command::Deny {
+                    run: run_id(&id)?,
+                    reason,
+                },
+                &who,
+                false,
+            )
+            .await
+        }
+        Cmd::Cancel { id, who } => {
+            local::handle(config, Command::Cancel { run: run_id(&id)? }, &who, false).await
+        }
         Cmd::List => local::handle(config, Command::List, &As { person: None }, false).await,
-        Cmd::Runs { script, state, limit } => admin::runs(config, script, state, limit).await,
+        Cmd::Runs {
+            script,
+            state,
+            limit,
+        } => admin::runs(config, script, state, limit).await,
         Cmd::Show { id } => admin::show(config, &id).await,
-        Cmd::Audit { what: AuditCmd::Verify } => admin::audit_verify(config).await,
+        Cmd::Audit {
+            what: AuditCmd::Verify,
+        } => admin::audit_verify(config).await,
         Cmd::Schedules => Ok(schedules::list(&config)),
         Cmd::Reload => schedules::reload(config).await,
     }

@@ -11,7 +11,13 @@ use serde_json::json;
 impl Engine {
     /// Approve (`approve = true`) or deny a run waiting for approval.
     #[tracing::instrument(skip_all, fields(run_id = %id, approve))]
-    pub async fn decide(&self, actor: &Actor, id: RunId, approve: bool, reason: Option<String>) -> anyhow::Result<Reply> {
+    pub async fn decide(
+        &self,
+        actor: &Actor,
+        id: RunId,
+        approve: bool,
+        reason: Option<String>,
+    ) -> anyhow::Result<Reply> {
         let verb = if approve { "approve" } else { "deny" };
         let run = match self.store.get_run(id).await {
             Ok(r) => r,
@@ -20,17 +26,34 @@ impl Engine {
         };
         let refuse = |why: String| async move {
             let details = json!({ "decision": verb, "reason": why });
-            self.store.audit(&actor.audit_name(), "approval.refused", Some(id), details, self.now()).await?;
-            anyhow::Ok(Reply { kind: ReplyKind::Error, text: format!("cannot {verb} run {id}: {why}"), run: None })
+            self.store
+                .audit(
+                    &actor.audit_name(),
+                    "approval.refused",
+                    Some(id),
+                    details,
+                    self.now(),
+                )
+                .await?;
+            anyhow::Ok(Reply {
+                kind: ReplyKind::Error,
+                text: format!("cannot {verb} run {id}: {why}"),
+                run: None,
+            })
         };
         if run.state != RunState::AwaitingApproval {
             return refuse(format!("it is {}, not awaiting approval", run.state)).await;
         }
         let Some(manifest) = self.manifest(&run.script) else {
-            return refuse(format!("its script `{}` is no longer registered", run.script)).await;
+            return refuse(format!(
+                "its script `{}` is no longer registered",
+                run.script
+            ))
+            .await;
         };
         let requester = run.requester_person.clone().map(crate::types::PersonId);
-        let approver = match policy::may_decide(&self.config, &manifest, actor, requester.as_ref()) {
+        let approver = match policy::may_decide(&self.config, &manifest, actor, requester.as_ref())
+        {
             Ok(p) => p,
             Err(why) => return refuse(why).await,
         };
@@ -73,10 +96,15 @@ impl Engine {
         };
         let (text, run) = match outcome {
             DecisionOutcome::Recorded { run, approvals } => (
-                format!("{approver} approved run {id}: {approvals} of {} approvals so far", run.quorum),
+                format!(
+                    "{approver} approved run {id}: {approvals} of {} approvals so far",
+                    run.quorum
+                ),
                 run,
             ),
-            DecisionOutcome::Approved(run) => (format!("{approver} approved run {id}; it is queued"), run),
+            DecisionOutcome::Approved(run) => {
+                (format!("{approver} approved run {id}; it is queued"), run)
+            }
             DecisionOutcome::Rejected(run) => (
                 match &reason {
                     Some(r) => format!("{approver} denied run {id}: {r}"),
@@ -86,7 +114,11 @@ impl Engine {
             ),
         };
         self.emit(&run);
-        Ok(Reply { kind: ReplyKind::Decided, text, run: Some(run) })
+        Ok(Reply {
+            kind: ReplyKind::Decided,
+            text,
+            run: Some(run),
+        })
     }
 
     /// Cancels a run that has not finished: its requester or one of its approvers may.
@@ -100,35 +132,54 @@ impl Engine {
         if !self.may_cancel(actor, &run) {
             let why = "only its requester or an approver of its script may cancel it";
             self.store
-                .audit(&actor.audit_name(), "cancel.refused", Some(id), json!({ "reason": why }), self.now())
+                .audit(
+                    &actor.audit_name(),
+                    "cancel.refused",
+                    Some(id),
+                    json!({ "reason": why }),
+                    self.now(),
+                )
                 .await?;
             return Ok(Reply::error(format!("cannot cancel run {id}: {why}")));
         }
-        match self.store.request_cancel(id, &actor.audit_name(), self.now()).await {
+        match self
+            .store
+            .request_cancel(id, &actor.audit_name(), self.now())
+            .await
+        {
             Ok(run) => {
                 self.emit(&run);
                 if run.state == RunState::Running {
                     self.cancel_local(id);
-                    Ok(Reply { kind: ReplyKind::Info, text: format!("cancelling run {id}"), run: Some(run) })
+                    Ok(Reply {
+                        kind: ReplyKind::Info,
+                        text: format!("cancelling run {id}"),
+                        run: Some(run),
+                    })
                 } else {
-                    Ok(Reply { kind: ReplyKind::Info, text: format!("run {id} cancelled"), run: Some(run) })
+                    Ok(Reply {
+                        kind: ReplyKind::Info,
+                        text: format!("run {id} cancelled"),
+                        run: Some(run),
+                    })
                 }
             }
-            Err(StoreError::InvalidTransition { from, .. }) => {
-                Ok(Reply::error(format!("run {id} is already {from}; nothing to cancel")))
-            }
+            Err(StoreError::InvalidTransition { from, .. }) => Ok(Reply::error(format!(
+                "run {id} is already {from}; nothing to cancel"
+            ))),
             Err(e) => Err(e.into()),
         }
     }
 
     fn may_cancel(&self, actor: &Actor, run: &Run) -> bool {
-        let Some(person) = actor.person() else { return false };
+        let Some(person) = actor.person() else {
+            return false;
+        };
         if run.requester_person.as_deref() == Some(person.as_str()) {
             return true;
         }
-        self.manifest(&run.script).is_some_and(|m| {
-            policy::may_decide(&self.config, &m, actor, None).is_ok()
-        })
+        self.manifest(&run.script)
+            .is_some_and(|m| policy::may_decide(&self.config, &m, actor, None).is_ok())
     }
 
     /// Tells this process's pool, if it runs the run, to stop it now rather than

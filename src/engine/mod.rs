@@ -22,8 +22,8 @@ use crate::store::{Run, Store};
 use crate::types::{Actor, Place, PlatformUser, RunId, RunState};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use tokio_util::sync::CancellationToken;
 use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
 
 /// A command with who sent it and where.
 #[derive(Debug, Clone)]
@@ -46,11 +46,19 @@ pub struct Reply {
 
 impl Reply {
     pub fn info(text: impl Into<String>) -> Reply {
-        Reply { kind: ReplyKind::Info, text: text.into(), run: None }
+        Reply {
+            kind: ReplyKind::Info,
+            text: text.into(),
+            run: None,
+        }
     }
 
     pub fn error(text: impl Into<String>) -> Reply {
-        Reply { kind: ReplyKind::Error, text: text.into(), run: None }
+        Reply {
+            kind: ReplyKind::Error,
+            text: text.into(),
+            run: None,
+        }
     }
 
     pub fn is_error(&self) -> bool {
@@ -82,7 +90,13 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(config: Arc<Config>, catalog: Catalog, store: Store, clock: Arc<dyn Clock>, links: LinkSigner) -> Engine {
+    pub fn new(
+        config: Arc<Config>,
+        catalog: Catalog,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        links: LinkSigner,
+    ) -> Engine {
         let (events, _) = broadcast::channel(1024);
         Engine {
             config,
@@ -136,19 +150,30 @@ impl Engine {
     }
 
     pub(crate) fn emit(&self, run: &Run) {
-        let _ = self.events.send(RunEvent { run: run.id, state: run.state, progress: None });
+        let _ = self.events.send(RunEvent {
+            run: run.id,
+            state: run.state,
+            progress: None,
+        });
         if run.state == RunState::Queued {
             self.wake.notify_one();
         }
     }
 
     pub(crate) fn emit_progress(&self, run: RunId, pct: Option<u8>, text: String) {
-        let _ = self.events.send(RunEvent { run, state: RunState::Running, progress: Some((pct, text)) });
+        let _ = self.events.send(RunEvent {
+            run,
+            state: RunState::Running,
+            progress: Some((pct, text)),
+        });
     }
 
     /// The pool registers a run it starts; the token is cancelled by `cancel`.
     pub(crate) fn track_local(&self, run: RunId, token: CancellationToken) {
-        self.local_cancels.lock().expect("cancel map").insert(run, token);
+        self.local_cancels
+            .lock()
+            .expect("cancel map")
+            .insert(run, token);
     }
 
     pub(crate) fn untrack_local(&self, run: RunId) {
@@ -158,7 +183,11 @@ impl Engine {
     /// Maps a verified platform user to an actor through `people.*`.
     pub fn actor_for(&self, user: &PlatformUser) -> Actor {
         match self.config.person_for(user) {
-            Some(person) => Actor::Person { person, via: user.clone(), impersonated_by: None },
+            Some(person) => Actor::Person {
+                person,
+                via: user.clone(),
+                impersonated_by: None,
+            },
             None => Actor::Unknown { via: user.clone() },
         }
     }
@@ -167,7 +196,10 @@ impl Engine {
     /// same link every time until the run finishes (so chat messages that show
     /// it stay unchanged), and valid for 30 days after the run's end.
     pub fn audit_link(&self, run: &Run) -> String {
-        let base = run.finished_at.unwrap_or(run.created_at).max(run.created_at);
+        let base = run
+            .finished_at
+            .unwrap_or(run.created_at)
+            .max(run.created_at);
         self.links.link(&self.config.web.public_url, run.id, base)
     }
 
@@ -179,28 +211,35 @@ impl Engine {
     #[tracing::instrument(skip_all, fields(actor = %req.actor, verb = req.command.verb()))]
     pub async fn handle(&self, req: Request) -> Reply {
         let result = match req.command.clone() {
-            Command::Run { script, args } => self.request_run(&req.actor, &req.place, &script, &args).await,
-            Command::Explain { script, args } => self.explain(&req.actor, &req.place, &script, &args).await,
+            Command::Run { script, args } => {
+                self.request_run(&req.actor, &req.place, &script, &args)
+                    .await
+            }
+            Command::Explain { script, args } => {
+                self.explain(&req.actor, &req.place, &script, &args).await
+            }
             Command::Approve { run } => self.decide(&req.actor, run, true, None).await,
             Command::Deny { run, reason } => self.decide(&req.actor, run, false, reason).await,
             Command::Cancel { run } => self.cancel(&req.actor, run).await,
             Command::Status { run } => self.status(&req.actor, run).await,
             Command::List => Ok(self.list(&req.actor, &req.place)),
             Command::Help { script } => Ok(self.help(script.as_deref())),
-            Command::Login => Ok(Reply::error(
-                "web sign-in is not available yet; the audit link in each run's result opens that run",
-            )),
+            Command::Login => crate::web::login::issue_login_link(self, &req.actor).await,
         };
         result.unwrap_or_else(|e| {
             tracing::error!(error = format!("{e:#}"), "command failed");
-            Reply::error(format!("ExecGov could not do that ({e}); try again, and tell an admin if it persists"))
+            Reply::error(format!(
+                "ExecGov could not do that ({e}); try again, and tell an admin if it persists"
+            ))
         })
     }
 
     async fn status(&self, actor: &Actor, id: RunId) -> anyhow::Result<Reply> {
         let run = match self.store.get_run(id).await {
             Ok(r) => r,
-            Err(crate::store::StoreError::NotFound(_)) => return Ok(Reply::error(format!("no run {id}"))),
+            Err(crate::store::StoreError::NotFound(_)) => {
+                return Ok(Reply::error(format!("no run {id}")));
+            }
             Err(e) => return Err(e.into()),
         };
         if !self.may_view(actor, &run) {
@@ -209,7 +248,11 @@ impl Engine {
         }
         let approvals = self.store.approvals(id).await?;
         let text = run_summary(&run, &approvals, Some(&self.audit_link(&run)));
-        Ok(Reply { kind: ReplyKind::Info, text, run: Some(run) })
+        Ok(Reply {
+            kind: ReplyKind::Info,
+            text,
+            run: Some(run),
+        })
     }
 
     /// Whether `actor` may see a run: its requester, anyone who may run or
@@ -241,8 +284,15 @@ impl Engine {
         }
         let mut out = String::from("Scripts:\n");
         for m in catalog.iter() {
-            let ok = matches!(policy::may_run(&self.config, m, actor, place), policy::Access::Allowed);
-            let risk = if m.risk == crate::manifest::Risk::High { " [needs approval]" } else { "" };
+            let ok = matches!(
+                policy::may_run(&self.config, m, actor, place),
+                policy::Access::Allowed
+            );
+            let risk = if m.risk == crate::manifest::Risk::High {
+                " [needs approval]"
+            } else {
+                ""
+            };
             let mark = if ok { "" } else { " (not for you here)" };
             out.push_str(&format!("  {} — {}{risk}{mark}\n", m.name, m.description));
         }
@@ -265,12 +315,19 @@ impl Engine {
         if close.is_empty() {
             format!("unknown script `{name}`; `list` shows the scripts")
         } else {
-            format!("unknown script `{name}`; did you mean {}?", close.join(", "))
+            format!(
+                "unknown script `{name}`; did you mean {}?",
+                close.join(", ")
+            )
         }
     }
 }
 
-fn principal_names_person(config: &Config, p: &crate::manifest::Principal, person: &crate::types::PersonId) -> bool {
+fn principal_names_person(
+    config: &Config,
+    p: &crate::manifest::Principal,
+    person: &crate::types::PersonId,
+) -> bool {
     match p {
         crate::manifest::Principal::Person(x) => x == person,
         crate::manifest::Principal::Group(g) => config.group(g).is_some_and(|m| m.contains(person)),

@@ -49,24 +49,49 @@ pub fn run_summary(run: &Run, approvals: &[Approval], link: Option<&str>) -> Str
     let mut out = format!("run {} {} {}\n", run.id, run.script, stored_args_text(run));
     out.push_str(&format!("  state:      {}", run.state));
     if let Some(pct) = run.progress_pct.filter(|_| run.state == RunState::Running) {
-        out.push_str(&format!(" ({pct}%{})", run.progress_text.as_deref().map(|t| format!(" {t}")).unwrap_or_default()));
+        out.push_str(&format!(
+            " ({pct}%{})",
+            run.progress_text
+                .as_deref()
+                .map(|t| format!(" {t}"))
+                .unwrap_or_default()
+        ));
     }
     out.push('\n');
     if let Some(reason) = &run.reason {
         out.push_str(&format!("  reason:     {reason}\n"));
     }
-    out.push_str(&format!("  requested:  {} by {} at {}\n", format_ms(run.created_at), run.requester, place_text(run)));
+    out.push_str(&format!(
+        "  requested:  {} by {} at {}\n",
+        format_ms(run.created_at),
+        run.requester,
+        place_text(run)
+    ));
     if run.quorum > 0 {
         let approves = approvals.iter().filter(|a| a.approve).count();
-        out.push_str(&format!("  approval:   {approves} of {} needed", run.quorum));
-        if let Some(exp) = run.expires_at.filter(|_| run.state == RunState::AwaitingApproval) {
+        out.push_str(&format!(
+            "  approval:   {approves} of {} needed",
+            run.quorum
+        ));
+        if let Some(exp) = run
+            .expires_at
+            .filter(|_| run.state == RunState::AwaitingApproval)
+        {
             out.push_str(&format!(", expires {}", format_ms(exp)));
         }
         out.push('\n');
         for a in approvals {
             let what = if a.approve { "approved" } else { "denied" };
-            let why = a.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
-            out.push_str(&format!("              {} {what} at {}{why}\n", a.approver, format_ms(a.at)));
+            let why = a
+                .reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "              {} {what} at {}{why}\n",
+                a.approver,
+                format_ms(a.at)
+            ));
         }
     }
     if let (Some(s), Some(f)) = (run.started_at, run.finished_at) {

@@ -18,7 +18,13 @@ struct Assessment {
 
 impl Engine {
     /// Types the arguments and asks policy. `Err(text)` is a usage error for the requester.
-    fn assess(&self, actor: &Actor, place: &Place, script: &str, raw: &[(String, String)]) -> Result<Assessment, String> {
+    fn assess(
+        &self,
+        actor: &Actor,
+        place: &Place,
+        script: &str,
+        raw: &[(String, String)],
+    ) -> Result<Assessment, String> {
         let Some(manifest) = self.manifest(script) else {
             return Err(self.unknown_script(script));
         };
@@ -27,7 +33,12 @@ impl Engine {
             .map_err(|e| format!("{e}\nusage: {}", short_usage(&manifest)))?;
         let access = policy::may_run(&self.config, &manifest, actor, place);
         let approval = policy::approval_need_for(&self.config, &manifest, actor);
-        Ok(Assessment { manifest, args, access, approval })
+        Ok(Assessment {
+            manifest,
+            args,
+            access,
+            approval,
+        })
     }
 
     /// `run <script> key=value …`: records the run and answers at once.
@@ -44,7 +55,9 @@ impl Engine {
             Ok(a) => a,
             Err(message) => {
                 let details = json!({ "script": script, "args": raw_args_json(raw), "place": place, "reason": message });
-                self.store.audit(&actor.audit_name(), "run.refused", None, details, now).await?;
+                self.store
+                    .audit(&actor.audit_name(), "run.refused", None, details, now)
+                    .await?;
                 return Ok(Reply::error(message));
             }
         };
@@ -71,7 +84,13 @@ impl Engine {
         self.record_run(actor, place, a, schedule_key).await
     }
 
-    async fn record_run(&self, actor: &Actor, place: &Place, a: Assessment, schedule_key: Option<String>) -> anyhow::Result<Reply> {
+    async fn record_run(
+        &self,
+        actor: &Actor,
+        place: &Place,
+        a: Assessment,
+        schedule_key: Option<String>,
+    ) -> anyhow::Result<Reply> {
         let now = self.now();
         let m = &a.manifest;
         // The digest of the manifest and its script as they are now: an approval
@@ -102,7 +121,12 @@ impl Engine {
             manifest_digest: digest,
             max_concurrent: m.max_concurrent as i64,
             timeout_ms: m.timeout.as_millis() as i64,
-            risk: if m.risk == crate::manifest::Risk::High { "high" } else { "low" }.into(),
+            risk: if m.risk == crate::manifest::Risk::High {
+                "high"
+            } else {
+                "low"
+            }
+            .into(),
             state,
             reason: reason.clone(),
             quorum: need.map(|n| n.quorum as i64).unwrap_or(0),
@@ -121,7 +145,11 @@ impl Engine {
             RunState::Refused => {
                 return Ok(Reply {
                     kind: ReplyKind::Error,
-                    text: format!("refused: {} (recorded as run {})", reason.unwrap_or_default(), run.id),
+                    text: format!(
+                        "refused: {} (recorded as run {})",
+                        reason.unwrap_or_default(),
+                        run.id
+                    ),
                     run: Some(run),
                 });
             }
@@ -132,17 +160,31 @@ impl Engine {
                     run.id,
                     cmdline.trim(),
                     need.quorum,
-                    need.eligible.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+                    need.eligible
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     crate::clock::format_ms(run.expires_at.unwrap_or(now)),
                 )
             }
             _ => format!("run {} ({}) is queued", run.id, cmdline.trim()),
         };
-        Ok(Reply { kind: ReplyKind::Accepted, text, run: Some(run) })
+        Ok(Reply {
+            kind: ReplyKind::Accepted,
+            text,
+            run: Some(run),
+        })
     }
 
     /// `explain <script> …`: what would happen, without running or recording a run.
-    pub async fn explain(&self, actor: &Actor, place: &Place, script: &str, raw: &[(String, String)]) -> anyhow::Result<Reply> {
+    pub async fn explain(
+        &self,
+        actor: &Actor,
+        place: &Place,
+        script: &str,
+        raw: &[(String, String)],
+    ) -> anyhow::Result<Reply> {
         let a = match self.assess(actor, place, script, raw) {
             Ok(a) => a,
             Err(message) => return Ok(Reply::error(message)),
@@ -161,7 +203,11 @@ impl Engine {
                     "- it needs {} approval(s) from {} ({}), expiring after {}\n",
                     need.quorum,
                     need.approvers.join(", "),
-                    if who.is_empty() { "nobody else can approve".to_string() } else { who.join(", ") },
+                    if who.is_empty() {
+                        "nobody else can approve".to_string()
+                    } else {
+                        who.join(", ")
+                    },
                     crate::clock::format_duration_ms(need.expires_ms),
                 ));
                 if let Some(ch) = &need.channel {
@@ -171,7 +217,11 @@ impl Engine {
         }
         let argv = m.argv(&a.args);
         out.push_str(&format!("- it would run: {}\n", argv_text(&argv)));
-        out.push_str(&format!("- timeout {}, at most {} at once", humantime::format_duration(m.timeout), m.max_concurrent));
+        out.push_str(&format!(
+            "- timeout {}, at most {} at once",
+            humantime::format_duration(m.timeout),
+            m.max_concurrent
+        ));
         Ok(Reply::info(out))
     }
 }
@@ -190,10 +240,15 @@ pub fn args_text(args: &Args) -> String {
 
 /// An argv shown with each element quoted where needed, so one element reads as one.
 pub fn argv_text(argv: &[String]) -> String {
-    argv.iter().map(|a| crate::command::quote_if_needed(a)).collect::<Vec<_>>().join(" ")
+    argv.iter()
+        .map(|a| crate::command::quote_if_needed(a))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn short_usage(m: &Manifest) -> String {
     let params: Vec<String> = m.params.iter().map(|p| format!("{}=…", p.name)).collect();
-    format!("run {} {}", m.name, params.join(" ")).trim_end().to_string()
+    format!("run {} {}", m.name, params.join(" "))
+        .trim_end()
+        .to_string()
 }

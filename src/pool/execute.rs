@@ -13,7 +13,12 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs `run` (already `running`, claimed by us) and records its end.
 #[tracing::instrument(skip_all, fields(run_id = %run.id, script = %run.script))]
-pub(super) async fn run_one(engine: &Engine, opts: &PoolOptions, run: Run, stop: CancellationToken) {
+pub(super) async fn run_one(
+    engine: &Engine,
+    opts: &PoolOptions,
+    run: Run,
+    stop: CancellationToken,
+) {
     engine.emit(&run);
     let id = run.id;
     let cancel = stop.child_token();
@@ -24,7 +29,10 @@ pub(super) async fn run_one(engine: &Engine, opts: &PoolOptions, run: Run, stop:
     };
     engine.untrack_local(id);
     if let Err(e) = finish(engine, opts, id, result).await {
-        tracing::error!(error = format!("{e:#}"), "recording the end of a run failed");
+        tracing::error!(
+            error = format!("{e:#}"),
+            "recording the end of a run failed"
+        );
     }
 }
 
@@ -34,11 +42,16 @@ fn prepare(engine: &Engine, opts: &PoolOptions, run: &Run) -> Result<ExecSpec, S
     let Some(manifest) = engine.manifest(&run.script) else {
         return Err(format!("script `{}` is no longer registered", run.script));
     };
-    let digest = manifest.current_digest().map_err(|e| format!("reading the manifest and script: {e}"))?;
+    let digest = manifest
+        .current_digest()
+        .map_err(|e| format!("reading the manifest and script: {e}"))?;
     if digest != run.manifest_digest {
-        return Err("the manifest or script changed after the run was requested; request it again".into());
+        return Err(
+            "the manifest or script changed after the run was requested; request it again".into(),
+        );
     }
-    let args: Args = serde_json::from_value(run.args.clone()).map_err(|e| format!("stored arguments unreadable: {e}"))?;
+    let args: Args = serde_json::from_value(run.args.clone())
+        .map_err(|e| format!("stored arguments unreadable: {e}"))?;
     let argv = manifest.argv(&args);
     let mut pass_env = Vec::new();
     let mut secrets = engine.config().secret_values();
@@ -50,7 +63,8 @@ fn prepare(engine: &Engine, opts: &PoolOptions, run: &Run) -> Result<ExecSpec, S
             pass_env.push((name.clone(), v));
         }
     }
-    let run_dir = fresh_run_dir(&opts.data_dir, run.id).map_err(|e| format!("making the run folder: {e}"))?;
+    let run_dir =
+        fresh_run_dir(&opts.data_dir, run.id).map_err(|e| format!("making the run folder: {e}"))?;
     let logs = opts.data_dir.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| format!("making {}: {e}", logs.display()))?;
     Ok(ExecSpec {
@@ -72,7 +86,10 @@ fn fresh_run_dir(data_dir: &std::path::Path, id: RunId) -> std::io::Result<PathB
     std::fs::create_dir_all(&runs)?;
     let dir = runs.join(id.to_string());
     if dir.exists() {
-        let aside = runs.join(format!("{id}.old-{}", chrono::Utc::now().timestamp_millis()));
+        let aside = runs.join(format!(
+            "{id}.old-{}",
+            chrono::Utc::now().timestamp_millis()
+        ));
         std::fs::rename(&dir, aside)?;
     }
     Ok(dir)
@@ -80,7 +97,12 @@ fn fresh_run_dir(data_dir: &std::path::Path, id: RunId) -> std::io::Result<PathB
 
 /// Executes while renewing the lease and watching for a cancel requested
 /// through the store (by another process).
-async fn execute_with_lease(engine: &Engine, opts: &PoolOptions, spec: ExecSpec, cancel: CancellationToken) -> ExecOutcome {
+async fn execute_with_lease(
+    engine: &Engine,
+    opts: &PoolOptions,
+    spec: ExecSpec,
+    cancel: CancellationToken,
+) -> ExecOutcome {
     let id = spec.run_id;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<runner::Progress>(64);
     let exec = runner::execute(spec, cancel.clone(), tx);
@@ -120,13 +142,21 @@ async fn execute_with_lease(engine: &Engine, opts: &PoolOptions, spec: ExecSpec,
     }
 }
 
-async fn finish(engine: &Engine, opts: &PoolOptions, id: RunId, result: Result<ExecOutcome, String>) -> anyhow::Result<()> {
+async fn finish(
+    engine: &Engine,
+    opts: &PoolOptions,
+    id: RunId,
+    result: Result<ExecOutcome, String>,
+) -> anyhow::Result<()> {
     let now = engine.now();
     let actor = format!("worker:{}", opts.worker_id);
     let (state, patch, details) = match result {
         Err(why) => (
             RunState::Failed,
-            RunPatch { error: Some(why.clone()), ..RunPatch::default() },
+            RunPatch {
+                error: Some(why.clone()),
+                ..RunPatch::default()
+            },
             json!({ "error": why }),
         ),
         Ok(out) => {
@@ -145,8 +175,16 @@ async fn finish(engine: &Engine, opts: &PoolOptions, id: RunId, result: Result<E
             let (state, exit_code, error) = match &out.kind {
                 ExitKind::Exited(0) => (RunState::Succeeded, Some(0), None),
                 ExitKind::Exited(c) => (RunState::Failed, Some(*c as i64), None),
-                ExitKind::Signaled(s) => (RunState::Failed, None, Some(format!("killed by signal {s}"))),
-                ExitKind::TimedOut => (RunState::TimedOut, None, Some("timed out; its process group was stopped".to_string())),
+                ExitKind::Signaled(s) => (
+                    RunState::Failed,
+                    None,
+                    Some(format!("killed by signal {s}")),
+                ),
+                ExitKind::TimedOut => (
+                    RunState::TimedOut,
+                    None,
+                    Some("timed out; its process group was stopped".to_string()),
+                ),
                 ExitKind::Cancelled => (RunState::Cancelled, None, None),
                 ExitKind::SpawnFailed(m) => (RunState::Failed, None, Some(m.clone())),
             };
@@ -172,12 +210,22 @@ async fn finish(engine: &Engine, opts: &PoolOptions, id: RunId, result: Result<E
         }
     };
     let patch = RunPatch {
-        log_path: Some(opts.data_dir.join("logs").join(format!("{id}.log")).display().to_string()),
+        log_path: Some(
+            opts.data_dir
+                .join("logs")
+                .join(format!("{id}.log"))
+                .display()
+                .to_string(),
+        ),
         ..patch
     };
     let action = format!("run.{state}");
-    let run = engine.store().transition(id, state, &actor, &action, details, patch, now).await?;
+    let run = engine
+        .store()
+        .transition(id, state, &actor, &action, details, patch, now)
+        .await?;
     tracing::info!(state = %run.state, "run finished");
+    crate::web::metrics::run_finished(&run);
     engine.emit(&run);
     Ok(())
 }

@@ -9,7 +9,11 @@ use tokio_util::sync::CancellationToken;
 /// How often the tick runs.
 pub const TICK: Duration = Duration::from_secs(1);
 
-pub(super) async fn maintain_until_stopped(engine: Arc<Engine>, opts: Arc<PoolOptions>, shutdown: CancellationToken) {
+pub(super) async fn maintain_until_stopped(
+    engine: Arc<Engine>,
+    opts: Arc<PoolOptions>,
+    shutdown: CancellationToken,
+) {
     let mut every = tokio::time::interval(TICK);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -42,7 +42,10 @@ impl PoolOptions {
         PoolOptions {
             worker_id: format!(
                 "{}:{}:{}",
-                nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "host".into()),
+                nix::unistd::gethostname()
+                    .ok()
+                    .and_then(|h| h.into_string().ok())
+                    .unwrap_or_else(|| "host".into()),
                 std::process::id(),
                 hex::encode(rand::random::<[u8; 3]>())
             ),
@@ -81,7 +84,11 @@ impl Pool {
 
         // Heartbeat first, so a CLI sees a live worker as soon as we claim.
         maintain::tick(&engine, &opts.worker_id).await;
-        let maint = tokio::spawn(maintain::maintain_until_stopped(engine.clone(), opts.clone(), shutdown.clone()));
+        let maint = tokio::spawn(maintain::maintain_until_stopped(
+            engine.clone(),
+            opts.clone(),
+            shutdown.clone(),
+        ));
 
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -92,7 +99,11 @@ impl Pool {
                 p = sem.clone().acquire_owned() => p.expect("semaphore never closes"),
             };
             let now = engine.now();
-            match engine.store().claim_next(&opts.worker_id, opts.lease_ms, now).await {
+            match engine
+                .store()
+                .claim_next(&opts.worker_id, opts.lease_ms, now)
+                .await
+            {
                 Ok(Some(run)) => {
                     backoff = Duration::from_millis(100);
                     let (e, o, stop) = (engine.clone(), opts.clone(), stop_runs.child_token());
@@ -125,7 +136,10 @@ impl Pool {
         }
 
         if !tasks.is_empty() {
-            tracing::info!(running = tasks.len(), "pool stopping; waiting for running runs");
+            tracing::info!(
+                running = tasks.len(),
+                "pool stopping; waiting for running runs"
+            );
             let all_done = async { while tasks.join_next().await.is_some() {} };
             if tokio::time::timeout(opts.drain, all_done).await.is_err() {
                 tracing::warn!("runs still going after the drain limit; cancelling them");

@@ -99,12 +99,13 @@ mod posts;
 mod runs;
 pub mod schedules;
 pub mod testing;
+pub mod web;
 
-pub use posts::ChatPost;
 pub use model::{
     Approval, Artifact, AuditEntry, ChainCheck, DecisionInput, DecisionOutcome, NewRun, Run,
     RunFilter, RunPatch,
 };
+pub use posts::ChatPost;
 
 /// The PostgreSQL advisory lock key that serialises every writing transaction which
 /// appends to the audit log (and with it, claims). Any constant works as long as

@@ -26,7 +26,19 @@ pub struct ChatPost {
     pub last_error: Option<String>,
 }
 
-type PostRow = (i64, String, String, String, Option<String>, Option<String>, bool, bool, i64, i64, Option<String>);
+type PostRow = (
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    bool,
+    bool,
+    i64,
+    i64,
+    Option<String>,
+);
 
 fn from_row(r: PostRow) -> ChatPost {
     ChatPost {
@@ -44,12 +56,17 @@ fn from_row(r: PostRow) -> ChatPost {
     }
 }
 
-const COLUMNS: &str =
-    "run_id, role, place_key, place, message_id, shown, result_posted, done, attempts, next_at, last_error";
+const COLUMNS: &str = "run_id, role, place_key, place, message_id, shown, result_posted, done, attempts, next_at, last_error";
 
 impl Store {
     /// The post for (run, role, place), created empty if it does not exist yet.
-    pub async fn ensure_post(&self, run: RunId, role: &str, place_key: &str, place: &str) -> Result<ChatPost, StoreError> {
+    pub async fn ensure_post(
+        &self,
+        run: RunId,
+        role: &str,
+        place_key: &str,
+        place: &str,
+    ) -> Result<ChatPost, StoreError> {
         read_conn!(self, |c| {
             sqlx::query(
                 "INSERT INTO chat_posts (run_id, role, place_key, place) VALUES ($1, $2, $3, $4) \
@@ -113,8 +130,17 @@ impl Store {
     /// Runs the notifier should look at: posts not done and due, runs still
     /// moving, and runs that finished since `finished_since` (possibly run by
     /// another process).
-    pub async fn runs_to_notify(&self, now: i64, finished_since: i64, limit: i64) -> Result<Vec<RunId>, StoreError> {
-        let moving = [RunState::AwaitingApproval, RunState::Queued, RunState::Running];
+    pub async fn runs_to_notify(
+        &self,
+        now: i64,
+        finished_since: i64,
+        limit: i64,
+    ) -> Result<Vec<RunId>, StoreError> {
+        let moving = [
+            RunState::AwaitingApproval,
+            RunState::Queued,
+            RunState::Running,
+        ];
         read_conn!(self, |c| {
             let rows: Vec<(i64,)> = sqlx::query_as(
                 "SELECT run_id FROM chat_posts WHERE done = FALSE AND next_at <= $1 \

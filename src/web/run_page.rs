@@ -1,18 +1,23 @@
-//! `/runs/{id}?t=…`: the page an audit link opens — the run's request,
-//! decisions, timeline, result and log — plus its full log and artifacts
-//! behind the same token.
+//! `/runs/{id}`: one run — request, approvals, timeline, outcome, structured
+//! result, log and files — rendered once for both ways in: an audit link
+//! (`?t=…`, that run only, read-only) and a signed-in person who may see it (who
+//! also gets Approve / Deny / Cancel, through the engine like chat).
 
-use super::WebError;
+use super::auth::{MaybeViewer, Viewer};
+use super::layout::{
+    page, redirect_with_notice, respond, state_badge, take_notice, time, urlencode,
+};
+use super::{WebError, WebState, view};
 use crate::clock::{format_duration_ms, format_ms};
 use crate::engine::Engine;
-use crate::store::Run;
-use crate::types::RunId;
+use crate::store::{Approval, Artifact, AuditEntry, Run};
+use crate::types::{RunId, RunState};
+use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{Markup, html};
 use serde::Deserialize;
-use std::sync::Arc;
 
 /// How much of the log the page shows inline; the rest is one click away.
 const PAGE_LOG_BYTES: u64 = 256 * 1024;
@@ -22,112 +27,274 @@ pub(super) struct TokenQuery {
     t: Option<String>,
 }
 
-/// Checks the link token and loads the run. A bad token and a missing run get
-/// the same 403, so a link says nothing about runs it was not made for.
-async fn authorised_run(engine: &Engine, id: &str, q: &TokenQuery) -> Result<Run, WebError> {
-    let forbidden = || WebError::Forbidden("this link does not open that run (wrong, expired or missing token)".into());
-    let id = RunId::parse(id).map_err(|_| forbidden())?;
-    let token = q.t.as_deref().ok_or_else(forbidden)?;
-    engine.links().verify(id, token, engine.now()).map_err(|e| WebError::Forbidden(e.to_string()))?;
-    match engine.store().get_run(id).await {
-        Ok(run) => Ok(run),
-        Err(crate::store::StoreError::NotFound(_)) => Err(forbidden()),
-        Err(e) => Err(e.into()),
+/// How the page was opened.
+enum Access {
+    /// An audit link: this run only, read-only; links inside carry the token.
+    Link(String),
+    /// A signed-in person who may see the run.
+    Person(Viewer),
+}
+
+impl Access {
+    /// `?t=…` for links inside the page, or nothing for a signed-in person.
+    fn query(&self) -> String {
+        match self {
+            Access::Link(t) => format!("?t={}", urlencode(t)),
+            Access::Person(_) => String::new(),
+        }
+    }
+}
+
+/// A valid token opens its run. Without one (or with a bad one), a signed-in
+/// person who may see the run gets it, anyone else a refusal that says nothing
+/// about whether the run exists: 403 for links, 404 for signed-in people.
+async fn authorise(
+    engine: &Engine,
+    id: &str,
+    q: &TokenQuery,
+    viewer: Option<Viewer>,
+) -> Result<(Run, Access), WebError> {
+    let forbidden = || {
+        WebError::Forbidden(
+            "this link does not open that run (wrong, expired or missing token)".into(),
+        )
+    };
+    let Ok(id) = RunId::parse(id) else {
+        return Err(if viewer.is_some() {
+            WebError::NotFound(format!("no run {id}"))
+        } else {
+            forbidden()
+        });
+    };
+    let token_check =
+        q.t.as_deref()
+            .map(|t| engine.links().verify(id, t, engine.now()));
+    if let (Some(t), Some(Ok(()))) = (&q.t, &token_check) {
+        return match engine.store().get_run(id).await {
+            Ok(run) => Ok((run, Access::Link(t.clone()))),
+            Err(crate::store::StoreError::NotFound(_)) => Err(forbidden()),
+            Err(e) => Err(e.into()),
+        };
+    }
+    match (viewer, token_check) {
+        (Some(v), _) => {
+            let run = view::visible_run(engine, &v.actor(), id).await?;
+            Ok((run, Access::Person(v)))
+        }
+        (None, Some(Err(e))) => Err(WebError::Forbidden(e.to_string())),
+        (None, _) => Err(WebError::Forbidden(
+            "this page opens with the run's audit link, or after signing in (type `login` in chat)"
+                .into(),
+        )),
     }
 }
 
 pub(super) async fn run_page(
-    State(engine): State<Arc<Engine>>,
+    State(state): State<WebState>,
     Path(id): Path<String>,
     Query(q): Query<TokenQuery>,
-) -> Result<Markup, WebError> {
-    let run = authorised_run(&engine, &id, &q).await?;
+    MaybeViewer(viewer): MaybeViewer,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let engine = state.engine();
+    let (run, access) = authorise(engine, &id, &q, viewer).await?;
     let store = engine.store();
     let approvals = store.approvals(run.id).await?;
     let timeline = store.audit_entries(Some(run.id), 0, 500).await?;
     let artifacts = store.artifacts(run.id).await?;
-    let token = q.t.unwrap_or_default();
     let (log, log_truncated) = read_log_tail(&run).await;
-    let args = crate::engine::render::stored_args_text(&run);
-    Ok(html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Run " (run.id) " · " (run.script) " · ExecGov" }
-                style { (PreEscaped(CSS)) }
+    let notice = match access {
+        Access::Person(_) => take_notice(&headers),
+        Access::Link(_) => None,
+    };
+    let page_data = RunPage {
+        run: &run,
+        approvals: &approvals,
+        timeline: &timeline,
+        artifacts: &artifacts,
+        log: &log,
+        log_truncated,
+    };
+    let body = render(engine, &page_data, &access);
+    let title = format!("Run {} · {}", run.id, run.script);
+    let viewer = match &access {
+        Access::Person(v) => Some(v),
+        Access::Link(_) => None,
+    };
+    Ok(respond(
+        page(&title, viewer, notice.as_deref(), body),
+        notice.is_some(),
+        state.secure_cookies(),
+    ))
+}
+
+/// Everything one run's page shows.
+struct RunPage<'a> {
+    run: &'a Run,
+    approvals: &'a [Approval],
+    timeline: &'a [AuditEntry],
+    artifacts: &'a [Artifact],
+    log: &'a str,
+    log_truncated: bool,
+}
+
+fn render(engine: &Engine, p: &RunPage<'_>, access: &Access) -> Markup {
+    let run = p.run;
+    let q = access.query();
+    let args = crate::engine::render::stored_args_text(run);
+    html! {
+        header class="run" {
+            h1 { "Run " (run.id) ": " code { (run.script) } }
+            (state_badge(run.state))
+        }
+        @if let Some(pct) = run.progress_pct.filter(|_| run.state == RunState::Running) {
+            p { "Progress: " (pct) "% " (run.progress_text.as_deref().unwrap_or("")) }
+        }
+        @if let Access::Person(v) = access { (actions(engine, run, v)) }
+        section {
+            h2 { "Request" }
+            dl {
+                dt { "Requested by" } dd { (run.requester) }
+                dt { "Where" } dd { (crate::engine::render::place_text(run)) }
+                dt { "When" } dd { (time(run.created_at)) }
+                dt { "Arguments" } dd { code { (if args.is_empty() { "(none)".to_string() } else { args }) } }
+                @if let Some(r) = &run.reason { dt { "Reason" } dd { (r) } }
+                @if run.quorum > 0 {
+                    dt { "Approval" }
+                    dd {
+                        (p.approvals.iter().filter(|a| a.approve).count()) " of " (run.quorum) " needed"
+                        @if let Some(exp) = run.expires_at.filter(|_| run.state == RunState::AwaitingApproval) {
+                            ", expires " (time(exp))
+                        }
+                        @if let Some(e) = run.approvers.get("eligible").and_then(|e| e.as_array()).filter(|e| !e.is_empty()) {
+                            br; span class="muted" { "Who may approve: "
+                                (e.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")) }
+                        }
+                        @for a in p.approvals {
+                            br;
+                            strong { (a.approver) } " " (if a.approve { "approved" } else { "denied" }) " at " (format_ms(a.at))
+                            @if let Some(r) = &a.reason { ": " (r) }
+                        }
+                    }
+                }
+                dt { "Manifest digest" } dd { code class="digest" { (run.manifest_digest) } }
             }
-            body {
-                header {
-                    h1 { "Run " (run.id) ": " code { (run.script) } }
-                    span class=(format!("state {}", run.state)) { (run.state) }
+        }
+        section {
+            h2 { "Outcome" }
+            dl {
+                dt { "State" } dd { (state_badge(run.state)) }
+                @if let Some(s) = run.started_at { dt { "Started" } dd { (time(s)) } }
+                @if let Some(f) = run.finished_at { dt { "Finished" } dd { (time(f)) } }
+                @if let (Some(s), Some(f)) = (run.started_at, run.finished_at) {
+                    dt { "Duration" } dd { (format_duration_ms(f - s)) }
                 }
-                section {
-                    h2 { "Request" }
-                    dl {
-                        dt { "Arguments" } dd { code { (if args.is_empty() { "(none)".to_string() } else { args }) } }
-                        dt { "Requested by" } dd { (run.requester) }
-                        dt { "Where" } dd { (crate::engine::render::place_text(&run)) }
-                        dt { "When" } dd { (format_ms(run.created_at)) }
-                        @if let Some(r) = &run.reason { dt { "Reason" } dd { (r) } }
-                        @if run.quorum > 0 {
-                            dt { "Approval" }
-                            dd {
-                                (approvals.iter().filter(|a| a.approve).count()) " of " (run.quorum) " needed"
-                                @for a in &approvals {
-                                    br;
-                                    (a.approver) " " (if a.approve { "approved" } else { "denied" }) " at " (format_ms(a.at))
-                                    @if let Some(r) = &a.reason { ": " (r) }
-                                }
-                            }
-                        }
-                        dt { "Manifest digest" } dd { code class="digest" { (run.manifest_digest) } }
-                    }
-                }
-                section {
-                    h2 { "Outcome" }
-                    dl {
-                        @if let (Some(s), Some(f)) = (run.started_at, run.finished_at) {
-                            dt { "Duration" } dd { (format_duration_ms(f - s)) }
-                        }
-                        @if let Some(c) = run.exit_code { dt { "Exit code" } dd { (c) } }
-                        @if let Some(e) = &run.error { dt { "Error" } dd { (e) } }
-                    }
-                    @if let Some(result) = &run.result { (result_table(result)) }
-                    @if !artifacts.is_empty() {
-                        h3 { "Files" }
-                        ul {
-                            @for a in &artifacts {
-                                li {
-                                    a href=(format!("/runs/{}/artifacts/{}?t={}", run.id, urlencode(&a.name), token)) { (a.name) }
-                                    " (" (a.size) " bytes, sha256 " code class="digest" { (a.sha256) } ")"
-                                }
-                            }
+                @if let Some(c) = run.exit_code { dt { "Exit code" } dd { code { (c) } } }
+                @if let Some(e) = &run.error { dt { "Error" } dd { (e) } }
+            }
+            @if let Some(result) = &run.result { (result_table(result)) }
+            @if !p.artifacts.is_empty() {
+                h3 { "Files" }
+                ul {
+                    @for a in p.artifacts {
+                        li {
+                            a href=(format!("/runs/{}/artifacts/{}{q}", run.id, urlencode(&a.name))) download { (a.name) }
+                            " (" (bytesize::ByteSize(a.size.max(0) as u64).display().iec()) ", sha256 " code class="digest" { (a.sha256) } ")"
                         }
                     }
-                }
-                section {
-                    h2 { "Timeline" }
-                    ol class="timeline" {
-                        @for e in &timeline {
-                            li { time { (format_ms(e.at)) } " " strong { (e.action) } " by " (e.actor) }
-                        }
-                    }
-                }
-                section {
-                    h2 { "Log" }
-                    @if run.log_dropped > 0 {
-                        p class="note" { "The log was capped; " (run.log_dropped) " bytes were dropped." }
-                    }
-                    @if log_truncated {
-                        p class="note" { "Showing the last 256 KiB. " a href=(format!("/runs/{}/log?t={}", run.id, token)) { "Full log" } }
-                    }
-                    pre class="log" { (log) }
                 }
             }
         }
-    })
+        section {
+            h2 { "Timeline" }
+            ol class="timeline" {
+                @for e in p.timeline {
+                    li {
+                        (time(e.at)) " — " strong { (timeline_label(e)) } " "
+                        span class="muted" { "by " (e.actor) " · " code { (e.action) } }
+                    }
+                }
+            }
+        }
+        section {
+            h2 { "Log" }
+            @if run.log_dropped > 0 {
+                p class="note" { "The log was capped; " (run.log_dropped) " bytes were dropped." }
+            }
+            @if p.log_truncated {
+                p class="note" { "Showing the last 256 KiB. " a href=(format!("/runs/{}/log{q}", run.id)) { "Full log" } }
+            } @else if run.log_path.is_some() {
+                p { a href=(format!("/runs/{}/log{q}", run.id)) { "Plain-text log" } }
+            }
+            pre class="log" { (p.log) }
+        }
+    }
+}
+
+/// Approve / Deny / Cancel, as far as the viewer may; the engine decides again.
+fn actions(engine: &Engine, run: &Run, v: &Viewer) -> Markup {
+    let actor = v.actor();
+    let decide = view::may_decide(engine, &actor, run);
+    let cancel = view::may_cancel(engine, &actor, run);
+    html! {
+        @if decide {
+            form class="actions" method="post" action=(format!("/runs/{}/decision", run.id)) {
+                input type="hidden" name="csrf" value=(v.csrf());
+                label { "Reason (optional) " input type="text" name="reason" maxlength="500"; }
+                button id="approve" type="submit" name="decision" value="approve" { "Approve" }
+                button id="deny" class="deny" type="submit" name="decision" value="deny" { "Deny" }
+            }
+        }
+        @if cancel {
+            form class="inline" method="post" action=(format!("/runs/{}/cancel", run.id)) {
+                input type="hidden" name="csrf" value=(v.csrf());
+                p { button class="secondary" type="submit" { "Cancel this run" } }
+            }
+        }
+        p class="muted" { "To share: " a href=(engine.audit_link(run)) { "audit link" } " (opens this run only, read-only)." }
+    }
+}
+
+/// A timeline entry for people: what happened, with who decided where it matters.
+fn timeline_label(e: &AuditEntry) -> String {
+    let detail = |k: &str| {
+        e.details
+            .get(k)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let reason = detail("reason")
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    match e.action.as_str() {
+        "run.requested" => "Requested".into(),
+        "run.awaiting_approval" => "Waiting for approval".into(),
+        "run.queued" => "Queued".into(),
+        "run.started" | "run.running" => match detail("worker") {
+            Some(w) => format!("Started on {w}"),
+            None => "Started".into(),
+        },
+        "approval.approved" => format!(
+            "Approved by {}{reason}",
+            detail("approver").unwrap_or_default()
+        ),
+        "approval.denied" => format!(
+            "Denied by {}{reason}",
+            detail("approver").unwrap_or_default()
+        ),
+        "approval.refused" => format!("Decision refused{reason}"),
+        "run.cancel_requested" => "Cancel requested".into(),
+        "run.refused" => format!("Refused{reason}"),
+        "run.rejected" => format!("Rejected{reason}"),
+        a if a.starts_with("run.") => {
+            let mut label = format!("Finished: {}", &a[4..]);
+            if let Some(c) = e.details.get("exit_code").and_then(|c| c.as_i64()) {
+                label.push_str(&format!(" (exit code {c})"));
+            }
+            label
+        }
+        other => other.to_string(),
+    }
 }
 
 /// A structured result as a table: an object's keys, or a list of objects' columns.
@@ -138,21 +305,24 @@ fn result_table(v: &serde_json::Value) -> Markup {
     };
     html! {
         h3 { "Result" }
-        @match v {
-            serde_json::Value::Object(map) => table { @for (k, v) in map { tr { th { (k) } td { (cell(v)) } } } },
-            serde_json::Value::Array(rows) if rows.iter().all(|r| r.is_object()) && !rows.is_empty() => {
-                @let cols: Vec<String> = rows[0].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
-                table {
-                    tr { @for c in &cols { th { (c) } } }
-                    @for r in rows { tr { @for c in &cols { td { (r.get(c).map(cell).unwrap_or_default()) } } } }
+        div class="scroll" {
+            @match v {
+                serde_json::Value::Object(map) => table class="result" { @for (k, v) in map { tr { th { (k) } td { (cell(v)) } } } },
+                serde_json::Value::Array(rows) if rows.iter().all(|r| r.is_object()) && !rows.is_empty() => {
+                    @let cols: Vec<String> = rows[0].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+                    table class="result" {
+                        tr { @for c in &cols { th { (c) } } }
+                        @for r in rows { tr { @for c in &cols { td { (r.get(c).map(cell).unwrap_or_default()) } } } }
+                    }
                 }
+                other => pre { (serde_json::to_string_pretty(other).unwrap_or_default()) },
             }
-            other => pre { (serde_json::to_string_pretty(other).unwrap_or_default()) },
         }
     }
 }
 
-/// The log's last [`PAGE_LOG_BYTES`], ANSI colour codes stripped.
+/// The log's last [`PAGE_LOG_BYTES`], ANSI codes stripped. Secrets were masked when
+/// the log was written, so they stay masked here.
 async fn read_log_tail(run: &Run) -> (String, bool) {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     let Some(path) = &run.log_path else {
@@ -174,38 +344,39 @@ async fn read_log_tail(run: &Run) -> (String, bool) {
 /// Removes ANSI escape sequences (colours, cursor moves) from log text.
 pub fn strip_ansi(s: &str) -> String {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re = RE.get_or_init(|| regex::Regex::new(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07").expect("valid regex"));
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07").expect("valid regex")
+    });
     re.replace_all(s, "").into_owned()
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
+/// `GET /runs/{id}/log`: the whole log as plain text, ANSI codes stripped.
 pub(super) async fn run_log(
-    State(engine): State<Arc<Engine>>,
+    State(state): State<WebState>,
     Path(id): Path<String>,
     Query(q): Query<TokenQuery>,
+    MaybeViewer(viewer): MaybeViewer,
 ) -> Result<Response, WebError> {
-    let run = authorised_run(&engine, &id, &q).await?;
-    let path = run.log_path.ok_or_else(|| WebError::NotFound("this run has no log yet".into()))?;
+    let (run, _) = authorise(state.engine(), &id, &q, viewer).await?;
+    let path = run
+        .log_path
+        .ok_or_else(|| WebError::NotFound("this run has no log yet".into()))?;
     let body = tokio::fs::read(&path)
         .await
         .map_err(|_| WebError::NotFound("the log file is not on this server".into()))?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
+    let text = strip_ansi(&String::from_utf8_lossy(&body));
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
+/// `GET /runs/{id}/artifacts/{name}`: one file the run produced, as a download.
 pub(super) async fn artifact(
-    State(engine): State<Arc<Engine>>,
+    State(state): State<WebState>,
     Path((id, name)): Path<(String, String)>,
     Query(q): Query<TokenQuery>,
+    MaybeViewer(viewer): MaybeViewer,
 ) -> Result<Response, WebError> {
-    let run = authorised_run(&engine, &id, &q).await?;
+    let engine = state.engine();
+    let (run, _) = authorise(engine, &id, &q, viewer).await?;
     let artifacts = engine.store().artifacts(run.id).await?;
     let a = artifacts
         .into_iter()
@@ -214,20 +385,86 @@ pub(super) async fn artifact(
     let body = tokio::fs::read(&a.path)
         .await
         .map_err(|_| WebError::NotFound("the file is not on this server".into()))?;
-    let disposition = format!("attachment; filename=\"{}\"", a.name.replace('"', ""));
+    let safe: String = a
+        .name
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')
+        .collect();
+    let disposition = format!(
+        "attachment; filename=\"{safe}\"; filename*=UTF-8''{}",
+        urlencode(&a.name)
+    );
     Ok((
-        [(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::CONTENT_DISPOSITION, disposition)],
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
         body,
     )
         .into_response())
 }
 
-const CSS: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:1rem auto;padding:0 1rem;color:#222}
-header{display:flex;gap:1rem;align-items:center;flex-wrap:wrap}h1{font-size:1.4rem}
-.state{padding:.2rem .6rem;border-radius:1rem;background:#ddd;font-weight:600}
-.state.succeeded{background:#c8f0c8}.state.failed,.state.timed_out,.state.rejected,.state.refused{background:#f6c9c9}
-.state.awaiting_approval,.state.queued,.state.running{background:#fbeab5}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem}dt{font-weight:600}dd{margin:0}
-.digest{font-size:.75rem;word-break:break-all}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}
-pre.log{background:#111;color:#eee;padding:.8rem;overflow-x:auto;white-space:pre-wrap;word-break:break-all}
-.note{color:#a60}.timeline{padding-left:1.2rem}";
+#[derive(Debug, Deserialize)]
+pub(super) struct DecisionForm {
+    csrf: Option<String>,
+    decision: Option<String>,
+    reason: Option<String>,
+}
+
+/// `POST /runs/{id}/decision`: approve or deny through `Engine::decide`.
+pub(super) async fn decide(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    viewer: Viewer,
+    Form(f): Form<DecisionForm>,
+) -> Result<Response, WebError> {
+    viewer.check_csrf(f.csrf.as_deref())?;
+    let engine = state.engine();
+    let id = RunId::parse(&id).map_err(|_| WebError::NotFound(format!("no run {id}")))?;
+    let actor = viewer.actor();
+    view::visible_run(engine, &actor, id).await?;
+    let approve = match f.decision.as_deref() {
+        Some("approve") => true,
+        Some("deny") => false,
+        _ => {
+            return Err(WebError::BadRequest(
+                "decision must be `approve` or `deny`".into(),
+            ));
+        }
+    };
+    let reason = f
+        .reason
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty());
+    let reply = engine.decide(&actor, id, approve, reason).await?;
+    Ok(redirect_with_notice(
+        &format!("/runs/{id}"),
+        &reply.text,
+        state.secure_cookies(),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct CancelForm {
+    csrf: Option<String>,
+}
+
+/// `POST /runs/{id}/cancel`: through `Engine::cancel`.
+pub(super) async fn cancel(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    viewer: Viewer,
+    Form(f): Form<CancelForm>,
+) -> Result<Response, WebError> {
+    viewer.check_csrf(f.csrf.as_deref())?;
+    let engine = state.engine();
+    let id = RunId::parse(&id).map_err(|_| WebError::NotFound(format!("no run {id}")))?;
+    let actor = viewer.actor();
+    view::visible_run(engine, &actor, id).await?;
+    let reply = engine.cancel(&actor, id).await?;
+    Ok(redirect_with_notice(
+        &format!("/runs/{id}"),
+        &reply.text,
+        state.secure_cookies(),
+    ))
+}

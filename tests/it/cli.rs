@@ -20,7 +20,11 @@ fn execgov(config: &Path, args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -45,38 +49,94 @@ fn walkthrough_on_the_bundled_demo() {
     let cfg = dir.path().join("execgov.toml");
 
     let o = execgov(&cfg, &["check"]);
-    assert!(o.status.success(), "bundled manifests check clean: {}", text(&o));
+    assert!(
+        o.status.success(),
+        "bundled manifests check clean: {}",
+        text(&o)
+    );
     assert!(text(&o).contains("ok: 3 manifests"), "{}", text(&o));
 
-    let o = execgov(&cfg, &["run", "report-export", "month=2026-10", "--wait", "--as", "carol"]);
+    let o = execgov(
+        &cfg,
+        &[
+            "run",
+            "report-export",
+            "month=2026-10",
+            "--wait",
+            "--as",
+            "carol",
+        ],
+    );
     assert!(o.status.success(), "report-export succeeds: {}", text(&o));
     let out = text(&o);
-    assert!(out.contains("succeeded") && out.contains("/runs/1?t="), "state and audit link: {out}");
-    assert!(out.contains("progress: "), "progress lines shown while waiting: {out}");
+    assert!(
+        out.contains("succeeded") && out.contains("/runs/1?t="),
+        "state and audit link: {out}"
+    );
+    assert!(
+        out.contains("progress: "),
+        "progress lines shown while waiting: {out}"
+    );
     let csv = dir.path().join("data/runs/1/output/report-2026-10.csv");
     assert!(csv.exists(), "the CSV was written to EXECGOV_OUTPUT_DIR");
 
-    let o = execgov(&cfg, &["run", "disk-cleanup", "days=30", "dry_run=true", "--as", "alice"]);
+    let o = execgov(
+        &cfg,
+        &[
+            "run",
+            "disk-cleanup",
+            "days=30",
+            "dry_run=true",
+            "--as",
+            "alice",
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("run 2") && text(&o).contains("awaits approval"), "{}", text(&o));
+    assert!(
+        text(&o).contains("run 2") && text(&o).contains("awaits approval"),
+        "{}",
+        text(&o)
+    );
 
     let o = execgov(&cfg, &["approve", "2", "--as", "alice"]);
-    assert_eq!(o.status.code(), Some(2), "the requester may not approve: {}", text(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "the requester may not approve: {}",
+        text(&o)
+    );
     assert!(text(&o).contains("requested this run"), "{}", text(&o));
     let o = execgov(&cfg, &["approve", "2", "--as", "carol"]);
-    assert_eq!(o.status.code(), Some(2), "carol is no approver: {}", text(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "carol is no approver: {}",
+        text(&o)
+    );
 
     let o = execgov(&cfg, &["approve", "2", "--as", "bob"]);
-    assert!(o.status.success(), "bob's approval runs it here: {}", text(&o));
+    assert!(
+        o.status.success(),
+        "bob's approval runs it here: {}",
+        text(&o)
+    );
     assert!(text(&o).contains("succeeded"), "{}", text(&o));
 
     let o = execgov(&cfg, &["show", "2"]);
-    assert!(text(&o).contains("bob approved"), "show names the approver: {}", text(&o));
+    assert!(
+        text(&o).contains("bob approved"),
+        "show names the approver: {}",
+        text(&o)
+    );
     let o = execgov(&cfg, &["runs"]);
     assert_eq!(text(&o).lines().count(), 2, "two runs listed: {}", text(&o));
 
     let o = execgov(&cfg, &["audit", "verify"]);
-    assert!(o.status.success() && text(&o).starts_with("ok: "), "{}", text(&o));
+    assert!(
+        o.status.success() && text(&o).starts_with("ok: "),
+        "{}",
+        text(&o)
+    );
 
     // Tamper with one audit row as someone with raw database access would
     // (past the append-only triggers): verify must fail and name it.
@@ -85,11 +145,23 @@ fn walkthrough_on_the_bundled_demo() {
         let url = format!("sqlite://{}/data/execgov.db", dir.path().display());
         let store = execgov::store::Store::connect(&url).await.unwrap();
         execgov::store::testing::allow_audit_tampering(&store).await;
-        store.exec_raw("UPDATE audit SET details = '{\"edited\":true}' WHERE seq = 3").await.unwrap();
+        store
+            .exec_raw("UPDATE audit SET details = '{\"edited\":true}' WHERE seq = 3")
+            .await
+            .unwrap();
     });
     let o = execgov(&cfg, &["audit", "verify"]);
-    assert_eq!(o.status.code(), Some(1), "an edited row fails verification: {}", text(&o));
-    assert!(text(&o).contains("entry 3"), "names the edited entry: {}", text(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "an edited row fails verification: {}",
+        text(&o)
+    );
+    assert!(
+        text(&o).contains("entry 3"),
+        "names the edited entry: {}",
+        text(&o)
+    );
 }
 
 #[tokio::test]
@@ -97,11 +169,25 @@ async fn shell_metacharacters_reach_the_script_as_one_literal_argument() {
     let env = TestEnv::new(Backend::Sqlite).await;
     let pwned = env.path().join("pwned");
     let note = format!("note=; touch {}", pwned.display());
-    let o = execgov(&env.config_path(), &["run", "echo-args", &note, "who=$(id)", "--wait", "--as", "alice"]);
+    let o = execgov(
+        &env.config_path(),
+        &[
+            "run",
+            "echo-args",
+            &note,
+            "who=$(id)",
+            "--wait",
+            "--as",
+            "alice",
+        ],
+    );
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     assert!(out.contains("argc=2"), "two arguments, no more: {out}");
-    assert!(out.contains(&format!("arg=[; touch {}]", pwned.display())), "{out}");
+    assert!(
+        out.contains(&format!("arg=[; touch {}]", pwned.display())),
+        "{out}"
+    );
     assert!(out.contains("arg=[$(id)]"), "no substitution: {out}");
     assert!(!pwned.exists(), "nothing else ran");
 }
@@ -110,10 +196,18 @@ async fn shell_metacharacters_reach_the_script_as_one_literal_argument() {
 async fn as_is_refused_unless_the_config_allows_impersonation() {
     let env = TestEnv::new(Backend::Sqlite).await;
     let cfg = std::fs::read_to_string(env.config_path()).unwrap();
-    std::fs::write(env.config_path(), cfg.replace("impersonation = true", "impersonation = false")).unwrap();
+    std::fs::write(
+        env.config_path(),
+        cfg.replace("impersonation = true", "impersonation = false"),
+    )
+    .unwrap();
     let o = execgov(&env.config_path(), &["run", "echo-args", "--as", "alice"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("impersonation"), "says which setting: {}", text(&o));
+    assert!(
+        text(&o).contains("impersonation"),
+        "says which setting: {}",
+        text(&o)
+    );
 }
 
 #[tokio::test]
@@ -126,5 +220,9 @@ async fn check_names_file_and_line() {
     .unwrap();
     let o = execgov(&env.config_path(), &["check"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("broken.toml:3:"), "file:line of the unknown key: {}", text(&o));
+    assert!(
+        text(&o).contains("broken.toml:3:"),
+        "file:line of the unknown key: {}",
+        text(&o)
+    );
 }

@@ -121,7 +121,10 @@ run = ["anyone"]
 ];
 
 pub const SCRIPTS: &[(&str, &str)] = &[
-    ("echo_args.sh", "echo \"argc=$#\"\nfor a in \"$@\"; do echo \"arg=[$a]\"; done\n"),
+    (
+        "echo_args.sh",
+        "echo \"argc=$#\"\nfor a in \"$@\"; do echo \"arg=[$a]\"; done\n",
+    ),
     ("risky.sh", "echo ran > \"$1\"\necho \"touched $1\"\n"),
     (
         "serial.sh",
@@ -209,7 +212,10 @@ pub async fn start(backend: Backend) -> Running {
 pub fn person(name: &str) -> Actor {
     Actor::Person {
         person: PersonId(name.to_string()),
-        via: PlatformUser { platform: Platform::Slack, id: format!("U{}", name.to_uppercase()) },
+        via: PlatformUser {
+            platform: Platform::Slack,
+            id: format!("U{}", name.to_uppercase()),
+        },
         impersonated_by: None,
     }
 }
@@ -221,7 +227,13 @@ pub fn oncall() -> Place {
 /// Sends `line` as `actor` from the on-call channel.
 pub async fn say(engine: &Engine, actor: &Actor, line: &str) -> execgov::engine::Reply {
     let command = execgov::command::Command::parse(line).expect("test commands parse");
-    engine.handle(Request { actor: actor.clone(), place: oncall(), command }).await
+    engine
+        .handle(Request {
+            actor: actor.clone(),
+            place: oncall(),
+            command,
+        })
+        .await
 }
 
 /// Waits (on the engine's events, with a generous limit) until the run is final.
@@ -237,7 +249,11 @@ pub async fn wait_for(engine: &Engine, id: RunId, done: impl Fn(RunState) -> boo
         if done(run.state) {
             return run;
         }
-        assert!(tokio::time::Instant::now() < deadline, "run {id} stuck in {}", run.state);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "run {id} stuck in {}",
+            run.state
+        );
         let _ = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
     }
 }
@@ -263,7 +279,14 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.unwrap();
     let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }

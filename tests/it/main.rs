@@ -2,12 +2,18 @@
 
 mod helpers;
 
+mod browser;
 mod cli;
 mod governance;
 mod manifests;
-mod web;
-mod store;
-mod runner;
-mod notify;
+mod matrix;
 mod multiprocess;
+mod notify;
+mod runner;
 mod schedules;
+mod slack;
+mod store;
+mod web;
+mod web_api;
+mod web_support;
+mod web_ui;

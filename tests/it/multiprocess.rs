@@ -12,7 +12,10 @@ struct Workers(Vec<Child>);
 impl Drop for Workers {
     fn drop(&mut self) {
         for c in &mut self.0 {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
         for c in &mut self.0 {
             let _ = c.wait();
@@ -23,7 +26,11 @@ impl Drop for Workers {
 both_backends!(two_worker_processes_never_run_a_run_twice, |b| async move {
     let env = TestEnv::new(b).await;
     let m = env.path().join("manifests");
-    std::fs::write(m.join("scripts/tally.sh"), "echo \"$EXECGOV_RUN_ID\" >> \"$1\"\nsleep 0.05\n").unwrap();
+    std::fs::write(
+        m.join("scripts/tally.sh"),
+        "echo \"$EXECGOV_RUN_ID\" >> \"$1\"\nsleep 0.05\n",
+    )
+    .unwrap();
     std::fs::write(
         m.join("tally.toml"),
         "name = \"tally\"\ndescription = \"append the run id\"\ncommand = [\"sh\", \"scripts/tally.sh\", \"{file}\"]\nmax_concurrent = 16\n[[param]]\nname = \"file\"\ntype = \"string\"\nrequired = true\n[access]\nrun = [\"anyone\"]\n",
@@ -34,7 +41,12 @@ both_backends!(two_worker_processes_never_run_a_run_twice, |b| async move {
     let n = 120;
     let mut ids = Vec::new();
     for _ in 0..n {
-        let r = say(&engine, &person("alice"), &format!("run tally file={}", tally.display())).await;
+        let r = say(
+            &engine,
+            &person("alice"),
+            &format!("run tally file={}", tally.display()),
+        )
+        .await;
         ids.push(r.run.expect("queued").id);
     }
     let spawn = || {
@@ -55,19 +67,36 @@ both_backends!(two_worker_processes_never_run_a_run_twice, |b| async move {
                 assert_eq!(run.state, RunState::Succeeded, "run {id}: {:?}", run.error);
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "run {id} still {}", run.state);
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "run {id} still {}",
+                run.state
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
     let text = std::fs::read_to_string(&tally).unwrap();
     let mut seen: Vec<i64> = text.lines().map(|l| l.trim().parse().unwrap()).collect();
-    assert_eq!(seen.len(), n, "each run ran once: {} lines for {n} runs", seen.len());
+    assert_eq!(
+        seen.len(),
+        n,
+        "each run ran once: {} lines for {n} runs",
+        seen.len()
+    );
     seen.sort();
     seen.dedup();
     assert_eq!(seen.len(), n, "no run ran twice");
     let mut workers = std::collections::BTreeSet::new();
     for id in &ids {
-        workers.insert(engine.store().get_run(*id).await.unwrap().worker.unwrap_or_default());
+        workers.insert(
+            engine
+                .store()
+                .get_run(*id)
+                .await
+                .unwrap()
+                .worker
+                .unwrap_or_default(),
+        );
     }
     assert_eq!(workers.len(), 2, "both processes took work: {workers:?}");
 });

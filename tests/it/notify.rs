@@ -45,7 +45,10 @@ impl Recorder {
             if done(&calls) {
                 return calls;
             }
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}; calls: {calls:#?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; calls: {calls:#?}"
+            );
             let _ = tokio::time::timeout(Duration::from_millis(500), notified).await;
         }
     }
@@ -62,21 +65,35 @@ impl ChatAdapter for Recorder {
             let mut fail = self.fail_next_posts.lock().unwrap();
             if *fail > 0 {
                 *fail -= 1;
-                return Err(ChatError::Transient { message: "429".into(), retry_after_ms: Some(50) });
+                return Err(ChatError::Transient {
+                    message: "429".into(),
+                    retry_after_ms: Some(50),
+                });
             }
         }
         let mut calls = self.calls.lock().unwrap();
         let id = format!("m{}", calls.len() + 1);
-        calls.push(Call { edit_of: None, id: id.clone(), out: msg.clone() });
+        calls.push(Call {
+            edit_of: None,
+            id: id.clone(),
+            out: msg.clone(),
+        });
         drop(calls);
         self.changed.notify_waiters();
-        Ok(MessageRef { place: msg.place.clone(), id })
+        Ok(MessageRef {
+            place: msg.place.clone(),
+            id,
+        })
     }
 
     async fn edit(&self, target: &MessageRef, msg: &Outbound) -> Result<(), ChatError> {
         let mut calls = self.calls.lock().unwrap();
         let id = format!("m{}", calls.len() + 1);
-        calls.push(Call { edit_of: Some(target.id.clone()), id, out: msg.clone() });
+        calls.push(Call {
+            edit_of: Some(target.id.clone()),
+            id,
+            out: msg.clone(),
+        });
         drop(calls);
         self.changed.notify_waiters();
         Ok(())
@@ -98,7 +115,10 @@ async fn with_notifier(backend: Backend) -> (Running, Arc<Recorder>, Cancellatio
     let app = start(backend).await;
     let rec = Arc::new(Recorder::default());
     let stop = CancellationToken::new();
-    let notifier = Notifier::new(app.engine.clone(), vec![rec.clone() as Arc<dyn ChatAdapter>]);
+    let notifier = Notifier::new(
+        app.engine.clone(),
+        vec![rec.clone() as Arc<dyn ChatAdapter>],
+    );
     tokio::spawn(notifier.run_until_stopped(stop.clone()));
     (app, rec, stop)
 }
@@ -108,22 +128,56 @@ async fn a_run_gets_one_status_message_edited_and_its_result_in_the_thread() {
     let (app, rec, stop) = with_notifier(Backend::Sqlite).await;
     let r = say(&app.engine, &person("alice"), "run echo-args note=hi").await;
     let id = r.run.unwrap().id;
-    let calls = rec.wait_for("the result", |c| c.iter().any(is_result)).await;
+    let calls = rec
+        .wait_for("the result", |c| c.iter().any(is_result))
+        .await;
 
     let first = &calls[0];
-    assert!(first.edit_of.is_none() && status_state(first).is_some(), "first a status post: {first:?}");
+    assert!(
+        first.edit_of.is_none() && status_state(first).is_some(),
+        "first a status post: {first:?}"
+    );
     assert_eq!(first.out.place, oncall(), "posted where it was asked");
-    let posts_of_status = calls.iter().filter(|c| c.edit_of.is_none() && status_state(c).is_some()).count();
-    assert_eq!(posts_of_status, 1, "one status message, then edits: {calls:#?}");
+    let posts_of_status = calls
+        .iter()
+        .filter(|c| c.edit_of.is_none() && status_state(c).is_some())
+        .count();
+    assert_eq!(
+        posts_of_status, 1,
+        "one status message, then edits: {calls:#?}"
+    );
     let last_status = calls.iter().rev().find_map(status_state).unwrap();
-    assert_eq!(last_status, "succeeded", "the status message ends edited to the outcome");
-    assert!(calls.iter().filter(|c| c.edit_of.is_some()).all(|c| c.edit_of.as_deref() == Some(&first.id)));
+    assert_eq!(
+        last_status, "succeeded",
+        "the status message ends edited to the outcome"
+    );
+    assert!(
+        calls
+            .iter()
+            .filter(|c| c.edit_of.is_some())
+            .all(|c| c.edit_of.as_deref() == Some(&first.id))
+    );
 
     let result = calls.iter().find(|c| is_result(c)).unwrap();
-    assert_eq!(result.out.place.thread.as_deref(), Some(first.id.as_str()), "the result goes in the status message's thread");
-    let Message::RunResult { run } = &result.out.message else { unreachable!() };
-    assert!(run.audit_link.contains(&format!("/runs/{id}?t=")), "with the audit link");
-    assert!(run.output_tail.as_deref().unwrap_or("").contains("arg=[hi]"), "and the output tail");
+    assert_eq!(
+        result.out.place.thread.as_deref(),
+        Some(first.id.as_str()),
+        "the result goes in the status message's thread"
+    );
+    let Message::RunResult { run } = &result.out.message else {
+        unreachable!()
+    };
+    assert!(
+        run.audit_link.contains(&format!("/runs/{id}?t=")),
+        "with the audit link"
+    );
+    assert!(
+        run.output_tail
+            .as_deref()
+            .unwrap_or("")
+            .contains("arg=[hi]"),
+        "and the output tail"
+    );
     stop.cancel();
 }
 
@@ -131,19 +185,43 @@ async fn a_run_gets_one_status_message_edited_and_its_result_in_the_thread() {
 async fn approval_requests_go_to_the_approver_channel_and_are_edited_when_decided() {
     let (app, rec, stop) = with_notifier(Backend::Sqlite).await;
     let marker = app.env.path().join("m");
-    let run = say(&app.engine, &person("alice"), &format!("run risky marker={}", marker.display())).await.run.unwrap();
+    let run = say(
+        &app.engine,
+        &person("alice"),
+        &format!("run risky marker={}", marker.display()),
+    )
+    .await
+    .run
+    .unwrap();
     let approval_place = Place::new(Platform::Slack, "CAPPROVE");
     let calls = rec
-        .wait_for("the approval request", |c| c.iter().any(|c| matches!(c.out.message, Message::ApprovalRequest { .. })))
+        .wait_for("the approval request", |c| {
+            c.iter()
+                .any(|c| matches!(c.out.message, Message::ApprovalRequest { .. }))
+        })
         .await;
-    let req = calls.iter().find(|c| matches!(c.out.message, Message::ApprovalRequest { .. })).unwrap();
-    assert_eq!(req.out.place, approval_place, "request in the approvals channel");
-    let Message::ApprovalRequest { approval } = &req.out.message else { unreachable!() };
+    let req = calls
+        .iter()
+        .find(|c| matches!(c.out.message, Message::ApprovalRequest { .. }))
+        .unwrap();
+    assert_eq!(
+        req.out.place, approval_place,
+        "request in the approvals channel"
+    );
+    let Message::ApprovalRequest { approval } = &req.out.message else {
+        unreachable!()
+    };
     assert!(approval.open, "open for decisions");
-    assert!(approval.needed.contains("bob") && approval.needed.contains("dave"), "{}", approval.needed);
+    assert!(
+        approval.needed.contains("bob") && approval.needed.contains("dave"),
+        "{}",
+        approval.needed
+    );
 
     say(&app.engine, &person("bob"), &format!("approve {}", run.id)).await;
-    let calls = rec.wait_for("the result", |c| c.iter().any(is_result)).await;
+    let calls = rec
+        .wait_for("the result", |c| c.iter().any(is_result))
+        .await;
     let closed = calls.iter().any(|c| {
         c.edit_of.as_deref() == Some(req.id.as_str())
             && matches!(&c.out.message, Message::ApprovalRequest { approval } if !approval.open)
@@ -158,7 +236,10 @@ async fn approval_requests_go_to_the_approver_channel_and_are_edited_when_decide
         .iter()
         .find(|c| matches!(&c.out.message, Message::Text { text } if text.contains("bob approved")))
         .unwrap();
-    assert_eq!(note.out.place.channel, "CONCALL", "the note is in the requester's thread");
+    assert_eq!(
+        note.out.place.channel, "CONCALL",
+        "the note is in the requester's thread"
+    );
     assert!(note.out.place.thread.is_some());
     stop.cancel();
 }
@@ -168,9 +249,17 @@ async fn a_failed_post_is_retried_and_shown_once() {
     let (app, rec, stop) = with_notifier(Backend::Sqlite).await;
     rec.fail_next_posts(2);
     say(&app.engine, &person("alice"), "run echo-args").await;
-    let calls = rec.wait_for("the result after retries", |c| c.iter().any(is_result)).await;
-    let status_posts = calls.iter().filter(|c| c.edit_of.is_none() && status_state(c).is_some()).count();
-    assert_eq!(status_posts, 1, "retried until it worked, and only once: {calls:#?}");
+    let calls = rec
+        .wait_for("the result after retries", |c| c.iter().any(is_result))
+        .await;
+    let status_posts = calls
+        .iter()
+        .filter(|c| c.edit_of.is_none() && status_state(c).is_some())
+        .count();
+    assert_eq!(
+        status_posts, 1,
+        "retried until it worked, and only once: {calls:#?}"
+    );
     stop.cancel();
 }
 
@@ -181,9 +270,12 @@ async fn a_refusal_never_reaches_the_channel() {
     assert!(r.is_error(), "bob may not ask for risky");
     // A run after it shows the notifier is working; the refusal left no message.
     say(&app.engine, &person("alice"), "run echo-args").await;
-    let calls = rec.wait_for("the next result", |c| c.iter().any(is_result)).await;
+    let calls = rec
+        .wait_for("the next result", |c| c.iter().any(is_result))
+        .await;
     assert!(
-        calls.iter().all(|c| status_state(c).is_none_or(|_| !format!("{:?}", c.out.message).contains("\"risky\""))),
+        calls.iter().all(|c| status_state(c)
+            .is_none_or(|_| !format!("{:?}", c.out.message).contains("\"risky\""))),
         "no status message for the refused run: {calls:#?}"
     );
     stop.cancel();
@@ -214,19 +306,43 @@ notify_on_failure = ["person:bob", "group:sre"]
     assert!(problems.is_empty(), "{problems:?}");
     app.engine.replace_catalog(catalog);
     let manifest = app.engine.manifest("nightly").unwrap();
-    let actor = execgov::types::Actor::Schedule { id: "nightly/night".into() };
+    let actor = execgov::types::Actor::Schedule {
+        id: "nightly/night".into(),
+    };
     let place = Place::new(Platform::Schedule, "nightly/night");
     let args = manifest.validate_args(&[]).unwrap();
-    let reply = app.engine.request_typed(&actor, &place, &manifest, args, Some("nightly/night@1".into())).await.unwrap();
+    let reply = app
+        .engine
+        .request_typed(
+            &actor,
+            &place,
+            &manifest,
+            args,
+            Some("nightly/night@1".into()),
+        )
+        .await
+        .unwrap();
     assert!(!reply.is_error(), "{}", reply.text);
 
-    let calls = rec.wait_for("the scheduled result", |c| c.iter().any(is_result)).await;
+    let calls = rec
+        .wait_for("the scheduled result", |c| c.iter().any(is_result))
+        .await;
     let status = calls.iter().find(|c| status_state(c).is_some()).unwrap();
-    assert_eq!(status.out.place, oncall(), "posted to the post_to channel's Slack place");
+    assert_eq!(
+        status.out.place,
+        oncall(),
+        "posted to the post_to channel's Slack place"
+    );
     let result = calls.iter().find(|c| is_result(c)).unwrap();
-    let Message::RunResult { run } = &result.out.message else { unreachable!() };
+    let Message::RunResult { run } = &result.out.message else {
+        unreachable!()
+    };
     assert_eq!(run.state, "failed");
     let mentioned: Vec<&str> = run.mentions.iter().map(|m| m.id.as_str()).collect();
-    assert_eq!(mentioned, vec!["UALICE", "UBOB", "UCAROL"], "bob and the sre group, once each, as Slack users");
+    assert_eq!(
+        mentioned,
+        vec!["UALICE", "UBOB", "UCAROL"],
+        "bob and the sre group, once each, as Slack users"
+    );
     stop.cancel();
 }

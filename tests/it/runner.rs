@@ -430,7 +430,8 @@ async fn progress_lines_arrive_stay_in_the_log_and_leave_the_tail() {
         "progress lines are still logged"
     );
     assert!(
-        !ran.outcome.tail.contains("::progress ") && ran.outcome.tail.contains("::progressive is not progress"),
+        !ran.outcome.tail.contains("::progress ")
+            && ran.outcome.tail.contains("::progressive is not progress"),
         "the chat tail shows output, not progress lines: {:?}",
         ran.outcome.tail
     );

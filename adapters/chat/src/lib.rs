@@ -246,7 +246,13 @@ impl Message {
 
 /// `run 12 report-export month=2026-10: succeeded (exit 0, 1.2 s)`.
 pub fn status_line(run: &RunView) -> String {
-    let mut out = format!("run {} `{} {}`: {}", run.run_id, run.script, run.args, run.state.replace('_', " "));
+    let mut out = format!(
+        "run {} `{} {}`: {}",
+        run.run_id,
+        run.script,
+        run.args,
+        run.state.replace('_', " ")
+    );
     let mut extra = Vec::new();
     if let Some(pct) = run.progress_pct.filter(|_| !run.finished) {
         extra.push(format!("{pct}%"));
@@ -351,7 +357,11 @@ mod tests {
     fn place_key_is_platform_and_channel() {
         let mut p = Place::new(Platform::Slack, "C0123");
         p.thread = Some("1.2".into());
-        assert_eq!(p.key(), "slack:C0123", "threads do not change the channel key");
+        assert_eq!(
+            p.key(),
+            "slack:C0123",
+            "threads do not change the channel key"
+        );
     }
 
     #[test]

@@ -143,7 +143,12 @@ impl Slack {
         if reply.text.trim().is_empty() {
             return;
         }
-        if reply.kind == ReplyKind::Error {
+        // Errors, private answers (a sign-in link) and "accepted" go to the user
+        // alone: an accepted run's status message follows in this thread anyway.
+        if matches!(
+            reply.kind,
+            ReplyKind::Error | ReplyKind::Private | ReplyKind::Accepted
+        ) {
             self.tell(
                 &said.channel,
                 &said.user,

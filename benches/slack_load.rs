@@ -1,0 +1,275 @@
+//! Slack ingress under load: correctly signed `/run` slash commands sent to
+//! `POST /slack/commands` at a fixed rate, open-loop.
+//!
+//! ```text
+//! cargo bench --bench slack_load -- --rate 500 --seconds 10 [--connections 8]
+//! ```
+//!
+//! Starts the application as the binary builds it (SQLite in a temp folder, a
+//! fake Slack Web API on 127.0.0.1 from `tests/it/slack/`), then schedules
+//! `rate × seconds` requests at fixed intervals. A few keep-alive connections
+//! take the next due request as soon as they are free; nothing waits for earlier
+//! answers to decide when to send, and each latency is measured from the
+//! request's scheduled time, so a slow server shows as latency, not as a lower
+//! send rate. Each request is `/run true` (a `/bin/true` script open to anyone),
+//! which the core records as a run before it acks: at the end the number of runs
+//! must equal the number of acks, with one distinct run id named in each ack.
+//!
+//! Reports ack throughput and p50 / p99 / max latency. Bounded: at most 100 000
+//! requests and 300 s of sending, then at most 30 s for stragglers. Only
+//! 127.0.0.1 is used.
+
+#[allow(dead_code)]
+#[path = "../tests/it/slack/answers.rs"]
+mod answers;
+#[allow(dead_code)]
+#[path = "../tests/it/slack/fake.rs"]
+mod fake;
+#[allow(dead_code)]
+#[path = "../tests/it/slack/payloads.rs"]
+mod payloads;
+#[allow(dead_code)]
+#[path = "../tests/it/slack/sign.rs"]
+mod sign;
+#[allow(dead_code)]
+#[path = "../tests/it/slack/socket.rs"]
+mod socket;
+
+use execgov::store::RunFilter;
+use execgov::types::RunId;
+use sign::{Conn, SlackRequest};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+const MAX_REQUESTS: u64 = 100_000;
+const MAX_SECONDS: u64 = 300;
+const STRAGGLERS: Duration = Duration::from_secs(30);
+
+struct Opts {
+    rate: u64,
+    seconds: u64,
+    connections: usize,
+}
+
+fn opts() -> Opts {
+    let mut o = Opts {
+        rate: 500,
+        seconds: 10,
+        connections: 8,
+    };
+    let args: Vec<String> = std::env::args().collect();
+    let value = |i: usize, name: &str| -> u64 {
+        args.get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} takes a positive number"))
+    };
+    for (i, a) in args.iter().enumerate() {
+        match a.as_str() {
+            "--rate" => o.rate = value(i, "--rate").max(1),
+            "--seconds" => o.seconds = value(i, "--seconds").clamp(1, MAX_SECONDS),
+            "--connections" => o.connections = value(i, "--connections").clamp(1, 256) as usize,
+            _ => {}
+        }
+    }
+    o
+}
+
+/// One answered (or failed) request: when it was due, and what came back.
+struct Outcome {
+    latency: Duration,
+    status: u16,
+    run_id: Option<RunId>,
+}
+
+/// The run id an ack names: `run 42 (true) is queued`.
+fn run_id_in(text: &str) -> Option<RunId> {
+    let rest = &text[text.find("run ")? + 4..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    RunId::parse(&digits).ok()
+}
+
+async fn start_app(
+    dir: &std::path::Path,
+    fake: &fake::FakeSlack,
+) -> (SocketAddr, Arc<execgov::engine::Engine>, CancellationToken) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    std::fs::create_dir_all(dir.join("manifests")).unwrap();
+    std::fs::write(
+        dir.join("manifests/true.toml"),
+        "name = \"true\"\ndescription = \"does nothing\"\ncommand = [\"/bin/true\"]\nmax_concurrent = 64\n[access]\nrun = [\"anyone\"]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("bot_token"), fake::BOT_TOKEN).unwrap();
+    std::fs::write(dir.join("signing_secret"), sign::SIGNING_SECRET).unwrap();
+    let config = format!(
+        "manifests = \"manifests\"\ndata_dir = \"data\"\n[database]\nurl = \"sqlite://{d}/data/execgov.db\"\n\
+         [web]\nlisten = \"127.0.0.1:0\"\n[runner]\npool_size = 8\n\
+         [slack]\nbot_token = \"file:{d}/bot_token\"\nsigning_secret = \"file:{d}/signing_secret\"\napi_url = \"{api}\"\n",
+        d = dir.display(),
+        api = fake.api_url()
+    );
+    std::fs::write(dir.join("execgov.toml"), config).unwrap();
+    let config =
+        execgov::config::Config::load(Some(&dir.join("execgov.toml"))).expect("bench config loads");
+    let app = execgov::app::Application::build(config)
+        .await
+        .expect("the app builds");
+    let (addr, engine) = (app.local_addr(), app.engine());
+    let stop = CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(stop.clone()));
+    (addr, engine, stop)
+}
+
+/// One connection's loop: take the next due request, send it, record the outcome.
+async fn worker(
+    addr: SocketAddr,
+    due: Arc<Mutex<mpsc::Receiver<Instant>>>,
+    done: mpsc::UnboundedSender<Outcome>,
+) {
+    let mut conn = Conn::open(addr).await.ok();
+    loop {
+        let Some(at) = due.lock().await.recv().await else {
+            return;
+        };
+        let form = payloads::slash_command(payloads::STRANGER, payloads::RANDOM, "true");
+        let req = SlackRequest::command(&form);
+        if conn.is_none() {
+            conn = Conn::open(addr).await.ok();
+        }
+        let reply = match conn.as_mut() {
+            Some(c) => c.send(&req).await.ok(),
+            None => None,
+        };
+        if reply.is_none() {
+            conn = None;
+        }
+        let outcome = Outcome {
+            latency: at.elapsed(),
+            status: reply.as_ref().map_or(0, |r| r.status),
+            run_id: reply
+                .as_ref()
+                .and_then(|r| r.json()["text"].as_str().and_then(run_id_in)),
+        };
+        let _ = done.send(outcome);
+    }
+}
+
+/// Every run in the store, a page at a time.
+async fn count_runs(engine: &execgov::engine::Engine) -> usize {
+    let (mut count, mut before) = (0, None);
+    loop {
+        let page = engine
+            .store()
+            .list_runs(&RunFilter {
+                before_id: before,
+                limit: 500,
+                ..RunFilter::default()
+            })
+            .await
+            .expect("list runs");
+        count += page.len();
+        match page.last() {
+            Some(last) if page.len() == 500 => before = Some(last.id),
+            _ => return count,
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let o = opts();
+    let total = (o.rate * o.seconds).min(MAX_REQUESTS);
+    let interval = Duration::from_secs_f64(1.0 / o.rate as f64);
+    println!(
+        "slack_load: {total} signed /run commands at {}/s over {} s on {} keep-alive connections",
+        o.rate, o.seconds, o.connections
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fake = fake::FakeSlack::start().await;
+    let (addr, engine, stop) = start_app(dir.path(), &fake).await;
+
+    let (due_tx, due_rx) = mpsc::channel::<Instant>(total as usize + 1);
+    let due_rx = Arc::new(Mutex::new(due_rx));
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    for _ in 0..o.connections {
+        tokio::spawn(worker(addr, due_rx.clone(), done_tx.clone()));
+    }
+    drop(done_tx);
+
+    let start = Instant::now() + Duration::from_millis(200);
+    let scheduler = tokio::spawn(async move {
+        for i in 0..total {
+            let at = start + interval * i as u32;
+            tokio::time::sleep_until(at).await;
+            if due_tx.send(at).await.is_err() {
+                return;
+            }
+        }
+    });
+
+    let mut outcomes = Vec::with_capacity(total as usize);
+    let deadline = start + interval * total as u32 + STRAGGLERS;
+    while outcomes.len() < total as usize {
+        match tokio::time::timeout_at(deadline, done_rx.recv()).await {
+            Ok(Some(o)) => outcomes.push(o),
+            _ => break,
+        }
+    }
+    let elapsed = start.elapsed();
+    scheduler.abort();
+
+    let acked: Vec<&Outcome> = outcomes.iter().filter(|o| o.status == 200).collect();
+    let failed = outcomes.len() - acked.len();
+    let missing = total as usize - outcomes.len();
+    let runs = count_runs(&engine).await;
+    let ids: HashSet<RunId> = acked.iter().filter_map(|o| o.run_id).collect();
+
+    let mut lat: Vec<Duration> = acked.iter().map(|o| o.latency).collect();
+    lat.sort();
+    let pct = |p: usize| {
+        lat.get((lat.len() * p / 100).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    println!(
+        "  acked 200: {}, other status or error: {failed}, unanswered: {missing}",
+        acked.len()
+    );
+    println!(
+        "  ack throughput: {:.1}/s ({} acks in {:.2} s)",
+        acked.len() as f64 / elapsed.as_secs_f64(),
+        acked.len(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "  latency from scheduled send: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(pct(50)),
+        ms(pct(99)),
+        ms(lat.last().copied().unwrap_or_default())
+    );
+    println!(
+        "  runs recorded: {runs}; distinct run ids in acks: {}",
+        ids.len()
+    );
+    stop.cancel();
+    drop(fake);
+
+    let durable = runs == acked.len() && ids.len() == acked.len();
+    if !durable || failed > 0 || missing > 0 {
+        eprintln!(
+            "slack_load: FAILED: every request must be acked and recorded as exactly one run"
+        );
+        std::process::exit(1);
+    }
+    println!("  every ack had its run recorded first");
+}

@@ -1,0 +1,149 @@
+//! Socket Mode (an `app_token` set): the bot opens its connection with the app
+//! token, acks each envelope by its `envelope_id`, runs slash commands and
+//! button clicks that arrive over the WebSocket exactly as over HTTP, and
+//! after Slack's `disconnect` it opens a new connection and keeps working;
+//! an event delivered twice over the socket makes one run.
+
+use super::payloads::{self, ALICE, APPROVALS, BOB, ONCALL};
+use super::*;
+use crate::helpers::wait_final;
+use execgov::types::RunState;
+
+async fn spawn_socket_app() -> SlackApp {
+    spawn_slack_app_with(Options { socket_mode: true }).await
+}
+
+/// `/run {text}` by alice over the socket; returns the ack.
+async fn command_over_socket(app: &SlackApp, text: &str) -> Value {
+    let payload = payloads::slash_command_json(ALICE, ONCALL, text);
+    let envelope = app.fake.push_envelope("slash_commands", payload).await;
+    app.fake.wait_ack(&envelope).await
+}
+
+/// Waits for run `id` to finish and for its result in its status message's thread.
+async fn finished_and_reported(app: &SlackApp, id: RunId) {
+    let done = wait_final(&app.engine, id).await;
+    assert_eq!(done.state, RunState::Succeeded, "{:?}", done.error);
+    let ts = app
+        .status_message(id, ONCALL)
+        .await
+        .answered_ts()
+        .unwrap()
+        .to_string();
+    let link = format!("/runs/{id}?t=");
+    app.fake
+        .wait_call("chat.postMessage", |c| {
+            c.ok() && c.field("thread_ts") == Some(&ts) && c.shown().contains(&link)
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slash_command_over_the_socket_is_acked_and_runs() {
+    let app = spawn_socket_app().await;
+    let open = app
+        .fake
+        .wait_call("apps.connections.open", |c| c.ok())
+        .await;
+    assert_eq!(
+        open.auth.as_deref(),
+        Some(format!("Bearer {}", fake::APP_TOKEN).as_str()),
+        "the connection is opened with the app-level token"
+    );
+
+    let ack = command_over_socket(&app, "slack-report month=2026-05").await;
+    let run = app.only_run().await;
+    if let Some(text) = ack["payload"]["text"].as_str() {
+        assert!(
+            text.contains(&run.id.to_string()),
+            "an ack with a payload names the run: {ack}"
+        );
+    }
+    finished_and_reported(&app, run.id).await;
+    app.fake
+        .wait_file("the CSV over Socket Mode", |f| f.completed.is_some())
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_over_the_socket_approves() {
+    let app = spawn_socket_app().await;
+    let marker = app.env.path().join("marker");
+    command_over_socket(&app, &format!("risky marker={}", marker.display())).await;
+    let run = app.only_run().await;
+    assert_eq!(run.state, RunState::AwaitingApproval);
+    let approval = app.approval_message(run.id).await;
+    let ts = approval.answered_ts().unwrap();
+    let button = payloads::find_button(&approval.body["blocks"], "execgov_approve")
+        .expect("an approve button");
+    let click = payloads::block_actions(BOB, APPROVALS, ts, &approval.body, &button);
+    let envelope = app.fake.push_envelope("interactive", click).await;
+    app.fake.wait_ack(&envelope).await;
+    let done = wait_final(&app.engine, run.id).await;
+    assert_eq!(done.state, RunState::Succeeded, "{:?}", done.error);
+    assert!(marker.exists(), "the approved script ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_disconnect_the_bot_reconnects_and_keeps_working() {
+    let app = spawn_socket_app().await;
+    command_over_socket(&app, "slack-report month=2026-04").await;
+    let first = app.only_run().await;
+    finished_and_reported(&app, first.id).await;
+
+    let connects = app.fake.socket_connects();
+    let opens = app.fake.calls_of("apps.connections.open").len();
+    app.fake.disconnect_newest("refresh_requested").await;
+    app.fake.wait_socket_connects(connects + 1).await;
+    app.fake
+        .wait_for("a fresh apps.connections.open", |calls| {
+            (calls
+                .iter()
+                .filter(|c| c.method == "apps.connections.open" && c.ok())
+                .count()
+                > opens)
+                .then_some(())
+        })
+        .await;
+
+    command_over_socket(&app, "slack-report month=2026-03").await;
+    let runs = app.runs().await;
+    assert_eq!(
+        runs.len(),
+        2,
+        "the command after the reconnect made a run: {runs:?}"
+    );
+    finished_and_reported(&app, runs[1].id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mention_over_the_socket_runs_once_even_if_redelivered() {
+    let app = spawn_socket_app().await;
+    let event = payloads::app_mention(
+        "Ev0SOCKET1",
+        ALICE,
+        ONCALL,
+        "run slack-report month=2026-02",
+        None,
+    );
+    let thread = event["event"]["ts"].as_str().unwrap().to_string();
+    let first = app.fake.push_envelope("events_api", event.clone()).await;
+    let ack = app.fake.wait_ack(&first).await;
+    assert!(ack.get("payload").is_none(), "events are acked bare: {ack}");
+    let again = app.fake.push_envelope("events_api", event).await;
+    app.fake.wait_ack(&again).await;
+    let run = app.wait_runs(1).await.remove(0);
+    let done = wait_final(&app.engine, run.id).await;
+    assert_eq!(done.state, RunState::Succeeded, "{:?}", done.error);
+    let link = format!("/runs/{}?t=", run.id);
+    app.fake
+        .wait_call("chat.postMessage", |c| {
+            c.field("thread_ts") == Some(&thread) && c.shown().contains(&link)
+        })
+        .await;
+    assert_eq!(
+        app.runs().await.len(),
+        1,
+        "the same event_id twice made one run"
+    );
+}
