@@ -16,7 +16,10 @@ use tokio_util::sync::CancellationToken;
 /// Builds the engine: connects the store (running migrations), loads the
 /// manifests (a broken manifest is logged and left out, the rest load) and the
 /// audit-link secret.
-pub async fn build_engine(config: Arc<Config>, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Engine>> {
+pub async fn build_engine(
+    config: Arc<Config>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<Engine>> {
     let store = Store::connect(&config.database_url)
         .await
         .with_context(|| format!("opening the database {}", redact_url(&config.database_url)))?;
@@ -38,7 +41,10 @@ pub struct Application {
     engine: Arc<Engine>,
     listener: tokio::net::TcpListener,
     pool_opts: PoolOptions,
+    web: crate::web::WebState,
+    readiness: crate::web::Readiness,
     slack: Option<Arc<execgov_slack::Slack>>,
+    matrix: Option<Arc<execgov_matrix::Matrix>>,
 }
 
 impl std::fmt::Debug for Application {
@@ -46,13 +52,57 @@ impl std::fmt::Debug for Application {
         f.debug_struct("Application")
             .field("listener", &self.listener)
             .field("slack", &self.slack.is_some())
+            .field("matrix", &self.matrix.is_some())
             .finish_non_exhaustive()
     }
 }
 
+/// The Matrix adapter from `[matrix]`: logs in (or restores the session kept
+/// under `data_dir/matrix`, so a restart is the same device).
+async fn build_matrix(engine: &Arc<Engine>) -> anyhow::Result<Option<Arc<execgov_matrix::Matrix>>> {
+    let config = engine.config();
+    let Some(m) = &config.matrix else {
+        return Ok(None);
+    };
+    let settings = execgov_matrix::Settings {
+        homeserver: m.homeserver.clone(),
+        user_id: m.user_id.clone(),
+        access_token: m
+            .access_token
+            .as_ref()
+            .map(|s| s.resolve())
+            .transpose()
+            .context("resolving matrix.access_token")?,
+        password: m
+            .password
+            .as_ref()
+            .map(|s| s.resolve())
+            .transpose()
+            .context("resolving matrix.password")?,
+        command_prefix: m.command_prefix.clone(),
+        allowed_inviters: m.allowed_inviters.clone(),
+        // Invites into rooms named in [channels] are accepted from anyone.
+        allowed_rooms: config
+            .channels
+            .values()
+            .flatten()
+            .filter_map(|k| k.strip_prefix("matrix:"))
+            .map(String::from)
+            .collect(),
+        store_dir: config.data_dir.join("matrix"),
+    };
+    let handler = Arc::new(crate::chat::bridge::Bridge::new(engine.clone()));
+    let matrix = execgov_matrix::Matrix::connect(settings, handler)
+        .await
+        .with_context(|| format!("connecting to Matrix at {} as {}", m.homeserver, m.user_id))?;
+    Ok(Some(matrix))
+}
+
 /// The Slack adapter from `[slack]`, its secrets resolved from their references.
 fn build_slack(engine: &Arc<Engine>) -> anyhow::Result<Option<Arc<execgov_slack::Slack>>> {
-    let Some(sc) = engine.config().slack.clone() else { return Ok(None) };
+    let Some(sc) = engine.config().slack.clone() else {
+        return Ok(None);
+    };
     execgov_slack::install_crypto_provider();
     let secret = |what: &str, r: &Option<crate::config::SecretRef>| -> anyhow::Result<String> {
         r.as_ref()
@@ -85,8 +135,20 @@ impl Application {
         }
         let engine = build_engine(Arc::new(config), Arc::new(SystemClock)).await?;
         let pool_opts = PoolOptions::from_engine(&engine);
+        let readiness = crate::web::Readiness::new();
+        // Refuses web.dev_login unless listening on loopback.
+        let web = crate::web::WebState::new(engine.clone(), readiness.clone())?;
         let slack = build_slack(&engine)?;
-        Ok(Application { engine, listener, pool_opts, slack })
+        let matrix = build_matrix(&engine).await?;
+        Ok(Application {
+            engine,
+            listener,
+            pool_opts,
+            web,
+            readiness,
+            slack,
+            matrix,
+        })
     }
 
     pub fn engine(&self) -> Arc<Engine> {
@@ -94,7 +156,9 @@ impl Application {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     pub fn pool_options_mut(&mut self) -> &mut PoolOptions {
@@ -111,17 +175,47 @@ impl Application {
         let scheduler = crate::scheduler::Scheduler::new(self.engine.clone());
         let mut background = vec![
             tokio::spawn(scheduler.run_until_stopped(shutdown.clone())),
-            tokio::spawn(crate::scheduler::reload_until_stopped(self.engine.clone(), shutdown.clone())),
+            tokio::spawn(crate::scheduler::reload_until_stopped(
+                self.engine.clone(),
+                shutdown.clone(),
+            )),
         ];
-        let mut app = crate::web::router(self.engine.clone());
+        let mut app = crate::web::router(self.web.clone());
         let mut adapters: Vec<Arc<dyn execgov_chat::ChatAdapter>> = Vec::new();
         if let Some(slack) = &self.slack {
             app = app.merge(slack.router());
-            adapters.push(slack.clone());
-            if self.engine.config().slack.as_ref().is_some_and(|s| s.app_token.is_some()) {
-                tracing::info!("Slack: Socket Mode");
-                background.push(tokio::spawn(slack.clone().socket_mode_until_stopped(shutdown.clone())));
+            if self
+                .engine
+                .config()
+                .slack
+                .as_ref()
+                .is_some_and(|s| s.app_token.is_none())
+            {
+                // HTTP mode has no connection to lose: Slack calls us.
+                self.readiness.set("slack", true);
             }
+            adapters.push(slack.clone());
+            if self
+                .engine
+                .config()
+                .slack
+                .as_ref()
+                .is_some_and(|s| s.app_token.is_some())
+            {
+                // Socket Mode's connection state is not reported yet, so /readyz
+                // does not list Slack in that mode.
+                tracing::info!("Slack: Socket Mode");
+                background.push(tokio::spawn(
+                    slack.clone().socket_mode_until_stopped(shutdown.clone()),
+                ));
+            }
+        }
+        if let Some(matrix) = &self.matrix {
+            adapters.push(matrix.clone());
+            self.readiness.set("matrix", true);
+            background.push(tokio::spawn(
+                matrix.clone().sync_until_stopped(shutdown.clone()),
+            ));
         }
         if !adapters.is_empty() {
             let notifier = crate::chat::notifier::Notifier::new(self.engine.clone(), adapters);
@@ -158,7 +252,8 @@ pub fn redact_url(url: &str) -> String {
 /// Cancels `token` on Ctrl-C or SIGTERM.
 pub fn cancel_on_signals(token: CancellationToken) {
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

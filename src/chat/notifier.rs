@@ -39,7 +39,9 @@ pub struct Notifier {
 
 impl std::fmt::Debug for Notifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Notifier").field("platforms", &self.adapters.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("Notifier")
+            .field("platforms", &self.adapters.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -53,7 +55,11 @@ enum Step {
 impl Notifier {
     pub fn new(engine: Arc<Engine>, adapters: Vec<Arc<dyn ChatAdapter>>) -> Notifier {
         let adapters = adapters.into_iter().map(|a| (a.platform(), a)).collect();
-        Notifier { engine, adapters, last_edit: HashMap::new() }
+        Notifier {
+            engine,
+            adapters,
+            last_edit: HashMap::new(),
+        }
     }
 
     pub async fn run_until_stopped(mut self, shutdown: CancellationToken) {
@@ -93,7 +99,12 @@ impl Notifier {
 
     async fn sweep_into(&self, dirty: &mut BTreeSet<RunId>) {
         let now = self.engine.now();
-        match self.engine.store().runs_to_notify(now, now - RECENT_MS, 500).await {
+        match self
+            .engine
+            .store()
+            .runs_to_notify(now, now - RECENT_MS, 500)
+            .await
+        {
             Ok(ids) => dirty.extend(ids),
             Err(e) => tracing::warn!(error = %e, "listing runs to notify failed"),
         }
@@ -106,22 +117,36 @@ impl Notifier {
         let store = engine.store();
         let run = store.get_run(id).await?;
         let approvals = store.approvals(id).await?;
-        let artifacts = if run.state.is_final() { store.artifacts(id).await? } else { Vec::new() };
+        let artifacts = if run.state.is_final() {
+            store.artifacts(id).await?
+        } else {
+            Vec::new()
+        };
         let now = self.engine.now();
         for (role, place) in self.targets(&run) {
-            let Some(adapter) = self.adapters.get(&place.platform).cloned() else { continue };
+            let Some(adapter) = self.adapters.get(&place.platform).cloned() else {
+                continue;
+            };
             let place_json = serde_json::to_string(&place)?;
-            let mut post = store.ensure_post(id, &role, &place_key(&place), &place_json).await?;
+            let mut post = store
+                .ensure_post(id, &role, &place_key(&place), &place_json)
+                .await?;
             if post.done || post.next_at > now {
                 continue;
             }
             let mut view = run_view(&self.engine, &run, &approvals, &artifacts, place.platform);
             view.mentions = self.failure_mentions(&run, place.platform);
             let outcome = match role.as_str() {
-                "status" => self.sync_status(&*adapter, &run, &place, view, &mut post).await,
+                "status" => {
+                    self.sync_status(&*adapter, &run, &place, view, &mut post)
+                        .await
+                }
                 "approval" => {
-                    let message = Message::ApprovalRequest { approval: approval_view(view, &run, &approvals) };
-                    self.sync_message(&*adapter, &place, message, run.state.is_final(), &mut post).await
+                    let message = Message::ApprovalRequest {
+                        approval: approval_view(view, &run, &approvals),
+                    };
+                    self.sync_message(&*adapter, &place, message, run.state.is_final(), &mut post)
+                        .await
                 }
                 _ => Ok(Step::Done),
             };
@@ -150,7 +175,9 @@ impl Notifier {
             && let Some(place) = &place
         {
             match place.platform {
-                Platform::Slack | Platform::Matrix => out.push(("status".to_string(), place.clone())),
+                Platform::Slack | Platform::Matrix => {
+                    out.push(("status".to_string(), place.clone()))
+                }
                 // A scheduled run posts to every place its schedule's `post_to` names.
                 Platform::Schedule => {
                     if let Some(schedule) = self.schedule_of(run) {
@@ -166,7 +193,11 @@ impl Notifier {
         }
         if run.quorum > 0 && run.state != RunState::Refused {
             let channel = run.approvers.get("channel").and_then(|c| c.as_str());
-            for key in channel.and_then(|c| config.channels.get(c)).into_iter().flatten() {
+            for key in channel
+                .and_then(|c| config.channels.get(c))
+                .into_iter()
+                .flatten()
+            {
                 if let Some(place) = parse_place(key) {
                     out.push(("approval".to_string(), place));
                 }
@@ -183,16 +214,23 @@ impl Notifier {
 
     /// People a failed scheduled run alerts, as accounts on `platform`.
     fn failure_mentions(&self, run: &Run, platform: Platform) -> Vec<execgov_chat::PlatformUser> {
-        if !matches!(run.state, RunState::Failed | RunState::TimedOut | RunState::Interrupted | RunState::Expired) {
+        if !matches!(
+            run.state,
+            RunState::Failed | RunState::TimedOut | RunState::Interrupted | RunState::Expired
+        ) {
             return Vec::new();
         }
-        let Some(schedule) = self.schedule_of(run) else { return Vec::new() };
+        let Some(schedule) = self.schedule_of(run) else {
+            return Vec::new();
+        };
         let config = self.engine.config();
         let mut people: Vec<crate::types::PersonId> = Vec::new();
         for p in &schedule.notify_on_failure {
             match p {
                 crate::manifest::Principal::Person(x) => people.push(x.clone()),
-                crate::manifest::Principal::Group(g) => people.extend(config.group(g).unwrap_or_default().iter().cloned()),
+                crate::manifest::Principal::Group(g) => {
+                    people.extend(config.group(g).unwrap_or_default().iter().cloned())
+                }
                 crate::manifest::Principal::Anyone => {}
             }
         }
@@ -222,28 +260,62 @@ impl Notifier {
         let message = Message::RunStatus { run: view.clone() };
         let progress_only = post.message_id.is_some() && run.state == RunState::Running;
         if progress_only
-            && self.last_edit.get(&run.id).is_some_and(|t| t.elapsed() < PROGRESS_EDIT_GAP)
+            && self
+                .last_edit
+                .get(&run.id)
+                .is_some_and(|t| t.elapsed() < PROGRESS_EDIT_GAP)
             && digest(&message) != post.shown.clone().unwrap_or_default()
         {
             return Ok(Step::Later);
         }
-        if let Step::Later = self.sync_message(adapter, place, message, false, post).await? {
+        // The result first where its thread is already known: it is what the
+        // requester waits for; the status edit can follow.
+        if finished && !post.result_posted {
+            let thread = place.thread.clone().or_else(|| post.message_id.clone());
+            if thread.is_some() {
+                self.post_result(adapter, place, thread, view.clone(), post)
+                    .await?;
+            }
+        }
+        if let Step::Later = self
+            .sync_message(adapter, place, message, false, post)
+            .await?
+        {
             return Ok(Step::Later);
         }
         self.last_edit.insert(run.id, Instant::now());
         if finished && !post.result_posted {
             let thread = place.thread.clone().or_else(|| post.message_id.clone());
-            let in_thread = Place { thread, ..place.clone() };
-            adapter
-                .post(&Outbound { place: in_thread, message: Message::RunResult { run: view }, only_to: None })
-                .await?;
-            post.result_posted = true;
+            self.post_result(adapter, place, thread, view, post).await?;
         }
         post.done = finished && post.result_posted;
         if post.done {
             self.last_edit.remove(&run.id);
         }
         Ok(Step::Done)
+    }
+
+    async fn post_result(
+        &self,
+        adapter: &dyn ChatAdapter,
+        place: &Place,
+        thread: Option<String>,
+        view: execgov_chat::RunView,
+        post: &mut ChatPost,
+    ) -> Result<(), ChatError> {
+        let in_thread = Place {
+            thread,
+            ..place.clone()
+        };
+        adapter
+            .post(&Outbound {
+                place: in_thread,
+                message: Message::RunResult { run: view },
+                only_to: None,
+            })
+            .await?;
+        post.result_posted = true;
+        Ok(())
     }
 
     /// Posts `message` once, then edits it whenever what it shows changes.
@@ -256,14 +328,26 @@ impl Notifier {
         post: &mut ChatPost,
     ) -> Result<Step, ChatError> {
         let d = digest(&message);
-        let out = Outbound { place: place.clone(), message, only_to: None };
+        let out = Outbound {
+            place: place.clone(),
+            message,
+            only_to: None,
+        };
         match post.message_id.clone() {
             None => {
                 let posted = adapter.post(&out).await?;
                 post.message_id = Some(posted.id);
             }
             Some(id) if post.shown.as_deref() != Some(d.as_str()) => {
-                adapter.edit(&MessageRef { place: place.clone(), id }, &out).await?;
+                adapter
+                    .edit(
+                        &MessageRef {
+                            place: place.clone(),
+                            id,
+                        },
+                        &out,
+                    )
+                    .await?;
             }
             Some(_) => {}
         }
@@ -281,21 +365,35 @@ impl Notifier {
         }
         let store = self.engine.store();
         let posts = store.posts(run.id).await?;
-        let Some(status) = posts.iter().find(|p| p.role == "status" && p.message_id.is_some()) else {
+        let Some(status) = posts
+            .iter()
+            .find(|p| p.role == "status" && p.message_id.is_some())
+        else {
             return Ok(());
         };
         let place: Place = serde_json::from_str(&status.place)?;
-        let Some(adapter) = self.adapters.get(&place.platform) else { return Ok(()) };
+        let Some(adapter) = self.adapters.get(&place.platform) else {
+            return Ok(());
+        };
         let thread = place.thread.clone().or_else(|| status.message_id.clone());
         let now = self.engine.now();
         for a in approvals {
             let role = format!("note:decision:{}", a.approver);
-            let mut post = store.ensure_post(run.id, &role, &place_key(&place), &status.place).await?;
+            let mut post = store
+                .ensure_post(run.id, &role, &place_key(&place), &status.place)
+                .await?;
             if post.done || post.next_at > now {
                 continue;
             }
             let text = format!("Run {}: {}", run.id, super::views::decision_text(a));
-            let out = Outbound { place: Place { thread: thread.clone(), ..place.clone() }, message: Message::Text { text }, only_to: None };
+            let out = Outbound {
+                place: Place {
+                    thread: thread.clone(),
+                    ..place.clone()
+                },
+                message: Message::Text { text },
+                only_to: None,
+            };
             match adapter.post(&out).await {
                 Ok(r) => {
                     post.message_id = Some(r.id);
@@ -313,7 +411,10 @@ impl Notifier {
         post.attempts += 1;
         post.last_error = Some(e.to_string());
         let wait = match e {
-            ChatError::Transient { retry_after_ms: Some(ms), .. } => *ms as i64,
+            ChatError::Transient {
+                retry_after_ms: Some(ms),
+                ..
+            } => *ms as i64,
             _ => 1000i64 << post.attempts.clamp(0, 8),
         };
         post.next_at = now + wait.min(5 * 60 * 1000);
