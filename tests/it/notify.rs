@@ -128,8 +128,12 @@ async fn a_run_gets_one_status_message_edited_and_its_result_in_the_thread() {
     let (app, rec, stop) = with_notifier(Backend::Sqlite).await;
     let r = say(&app.engine, &person("alice"), "run echo-args note=hi").await;
     let id = r.run.unwrap().id;
+    // The result goes out first (it is what the requester waits for), then the status edit.
     let calls = rec
-        .wait_for("the result", |c| c.iter().any(is_result))
+        .wait_for("the result and the final status", |c| {
+            c.iter().any(is_result)
+                && c.iter().rev().find_map(status_state).as_deref() == Some("succeeded")
+        })
         .await;
 
     let first = &calls[0];
@@ -219,14 +223,15 @@ async fn approval_requests_go_to_the_approver_channel_and_are_edited_when_decide
     );
 
     say(&app.engine, &person("bob"), &format!("approve {}", run.id)).await;
-    let calls = rec
-        .wait_for("the result", |c| c.iter().any(is_result))
-        .await;
-    let closed = calls.iter().any(|c| {
-        c.edit_of.as_deref() == Some(req.id.as_str())
+    let req_id = req.id.clone();
+    let closed = move |c: &Call| {
+        c.edit_of.as_deref() == Some(req_id.as_str())
             && matches!(&c.out.message, Message::ApprovalRequest { approval } if !approval.open)
-    });
-    assert!(closed, "the request was edited to closed: {calls:#?}");
+    };
+    rec.wait_for("the result and the request edited to closed", |c| {
+        c.iter().any(is_result) && c.iter().any(&closed)
+    })
+    .await;
     let calls = rec
         .wait_for("the decision note", |c| {
             c.iter().any(|c| matches!(&c.out.message, Message::Text { text } if text.contains("bob approved")))
