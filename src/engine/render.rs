@@ -81,16 +81,9 @@ pub fn run_summary(run: &Run, approvals: &[Approval], link: Option<&str>) -> Str
         }
         out.push('\n');
         for a in approvals {
-            let what = if a.approve { "approved" } else { "denied" };
-            let why = a
-                .reason
-                .as_deref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default();
             out.push_str(&format!(
-                "              {} {what} at {}{why}\n",
-                a.approver,
-                format_ms(a.at)
+                "              {}\n",
+                crate::chat::views::decision_text(a)
             ));
         }
     }
