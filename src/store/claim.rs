@@ -119,7 +119,7 @@ impl Store {
         text: &str,
     ) -> Result<(), StoreError> {
         let pct = pct.map(|p| p.clamp(0, 100));
-        read_conn!(self, |c| {
+        write_conn!(self, |c| {
             sqlx::query(
                 "UPDATE runs SET progress_pct = $2, progress_text = $3 \
                  WHERE id = $1 AND state = 'running'",

@@ -8,7 +8,7 @@ impl Store {
     /// Records a file a run produced. A second artifact with the same name for the
     /// same run is refused (see [`StoreError::is_unique_violation`]).
     pub async fn add_artifact(&self, a: &Artifact) -> Result<(), StoreError> {
-        read_conn!(self, |c| {
+        write_conn!(self, |c| {
             sqlx::query(
                 "INSERT INTO artifacts (run_id, name, path, size, sha256) \
                  VALUES ($1, $2, $3, $4, $5)",
@@ -38,7 +38,7 @@ impl Store {
 
     /// Says `worker` is alive at `now`.
     pub async fn heartbeat(&self, worker: &str, now: i64) -> Result<(), StoreError> {
-        read_conn!(self, |c| {
+        write_conn!(self, |c| {
             sqlx::query(
                 "INSERT INTO workers (worker, last_seen) VALUES ($1, $2) \
                  ON CONFLICT (worker) DO UPDATE SET last_seen = excluded.last_seen",
@@ -66,7 +66,7 @@ impl Store {
     /// True the first time `event_id` is seen, false on every redelivery: adapters
     /// call this before acting on a platform event.
     pub async fn first_time(&self, event_id: &str, now: i64) -> Result<bool, StoreError> {
-        read_conn!(self, |c| {
+        write_conn!(self, |c| {
             sqlx::query(
                 "INSERT INTO inbound_events (event_id, at) VALUES ($1, $2) \
                  ON CONFLICT (event_id) DO NOTHING",
@@ -84,7 +84,7 @@ impl Store {
     /// Forgets inbound event ids seen before `before` (platforms stop redelivering
     /// after minutes to hours), so the dedupe table stays bounded. Returns how many.
     pub async fn forget_events_before(&self, before: i64) -> Result<u64, StoreError> {
-        read_conn!(self, |c| {
+        write_conn!(self, |c| {
             sqlx::query("DELETE FROM inbound_events WHERE at < $1")
                 .bind(before)
                 .execute(&mut *c)

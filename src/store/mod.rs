@@ -50,7 +50,14 @@ macro_rules! write_tx {
             $crate::store::Pool::Sqlite(pool) => {
                 // IMMEDIATE takes the write lock up front: a deferred transaction that
                 // reads first and writes later fails with SQLITE_BUSY instead of waiting.
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                // The writer pool has one connection, so this process's writers queue
+                // in order instead of sleeping in SQLite's busy handler.
+                let mut tx = $store
+                    .sqlite_writer
+                    .as_ref()
+                    .unwrap_or(pool)
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await?;
                 let $c: &mut ::sqlx::SqliteConnection = &mut *tx;
                 let out = $body?;
                 tx.commit().await?;
@@ -78,6 +85,30 @@ macro_rules! read_conn {
         match &$store.pool {
             $crate::store::Pool::Sqlite(pool) => {
                 let mut conn = pool.acquire().await?;
+                let $c: &mut ::sqlx::SqliteConnection = &mut *conn;
+                $body
+            }
+            $crate::store::Pool::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                let $c: &mut ::sqlx::PgConnection = &mut *conn;
+                $body
+            }
+        }
+    };
+}
+
+/// Like `read_conn!`, for a single statement that writes: on SQLite it goes
+/// through the one-connection writer pool (see `write_tx!`).
+macro_rules! write_conn {
+    ($store:expr, |$c:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite(pool) => {
+                let mut conn = $store
+                    .sqlite_writer
+                    .as_ref()
+                    .unwrap_or(pool)
+                    .acquire()
+                    .await?;
                 let $c: &mut ::sqlx::SqliteConnection = &mut *conn;
                 $body
             }
@@ -199,6 +230,11 @@ pub(crate) enum Pool {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: Pool,
+    /// SQLite only: one connection that every write goes through, so writers in
+    /// this process wait in turn rather than in SQLite's sleeping busy handler
+    /// (which turns contention into 5–100 ms stalls). `None` for an in-memory
+    /// database, whose single pool connection already serialises everything.
+    pub(crate) sqlite_writer: Option<SqlitePool>,
 }
 
 impl std::fmt::Debug for Store {
@@ -244,11 +280,22 @@ impl Store {
             // An in-memory database lives as long as its connections: keep one.
             .max_connections(if in_memory { 1 } else { 8 })
             .min_connections(if in_memory { 1 } else { 0 })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         SQLITE_MIGRATIONS.run(&pool).await?;
+        let sqlite_writer = if in_memory {
+            None
+        } else {
+            Some(
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options)
+                    .await?,
+            )
+        };
         Ok(Store {
             pool: Pool::Sqlite(pool),
+            sqlite_writer,
         })
     }
 
@@ -261,6 +308,7 @@ impl Store {
         POSTGRES_MIGRATIONS.run(&pool).await?;
         Ok(Store {
             pool: Pool::Postgres(pool),
+            sqlite_writer: None,
         })
     }
 
@@ -278,7 +326,8 @@ impl Store {
         let sql = AssertSqlSafe(sql.to_string());
         match &self.pool {
             Pool::Sqlite(pool) => {
-                sqlx::raw_sql(sql).execute(pool).await?;
+                let writer = self.sqlite_writer.as_ref().unwrap_or(pool);
+                sqlx::raw_sql(sql).execute(writer).await?;
             }
             Pool::Postgres(pool) => {
                 sqlx::raw_sql(sql).execute(pool).await?;
@@ -290,7 +339,12 @@ impl Store {
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         match &self.pool {
-            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Sqlite(pool) => {
+                if let Some(writer) = &self.sqlite_writer {
+                    writer.close().await;
+                }
+                pool.close().await
+            }
             Pool::Postgres(pool) => pool.close().await,
         }
     }

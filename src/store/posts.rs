@@ -67,7 +67,7 @@ impl Store {
         place_key: &str,
         place: &str,
     ) -> Result<ChatPost, StoreError> {
-        read_conn!(self, |c| {
+        write_conn!(self, |c| {
             sqlx::query(
                 "INSERT INTO chat_posts (run_id, role, place_key, place) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (run_id, role, place_key) DO NOTHING",
@@ -92,7 +92,7 @@ impl Store {
 
     /// Records what a post shows after a successful post or edit.
     pub async fn save_post(&self, p: &ChatPost) -> Result<(), StoreError> {
-        read_conn!(self, |c| {
+        write_conn!(self, |c| {
             sqlx::query(
                 "UPDATE chat_posts SET message_id = $4, shown = $5, result_posted = $6, done = $7, \
                  attempts = $8, next_at = $9, last_error = $10 \
