@@ -93,7 +93,7 @@ impl Store {
         start_at: i64,
         now: i64,
     ) -> Result<ScheduleState, StoreError> {
-        read_conn!(self, |c| {
+        write_conn!(self, |c| {
             sqlx::query(
                 "INSERT INTO schedule_state (id, spec, last_fire_at, updated_at) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET \
@@ -123,7 +123,7 @@ impl Store {
         fire_at: i64,
         now: i64,
     ) -> Result<(), StoreError> {
-        read_conn!(self, |c| {
+        write_conn!(self, |c| {
             sqlx::query(
                 "UPDATE schedule_state SET last_fire_at = $2, updated_at = $3 \
                  WHERE id = $1 AND last_fire_at < $2",
@@ -231,7 +231,7 @@ impl Store {
     /// Asks every server sharing this database to reload its manifests
     /// (`execgov reload`); returns the new request generation.
     pub async fn request_reload(&self, by: &str, now: i64) -> Result<i64, StoreError> {
-        read_conn!(self, |c| {
+        write_conn!(self, |c| {
             let (generation,): (i64,) = sqlx::query_as(
                 "INSERT INTO reload_requests (id, generation, requested_at, requested_by) \
                  VALUES (1, 1, $1, $2) ON CONFLICT (id) DO UPDATE SET \

@@ -206,7 +206,7 @@ impl Store {
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        read_conn!(self, |c| {
+        write_conn!(self, |c| {
             sqlx::query("DELETE FROM web_login_tokens WHERE expires_at < $1")
                 .bind(now)
                 .execute(&mut *c)
@@ -248,7 +248,7 @@ impl Store {
         hash: &str,
         now: i64,
     ) -> Result<Option<String>, StoreError> {
-        read_conn!(self, |c| {
+        write_conn!(self, |c| {
             let row: Option<(String,)> = sqlx::query_as(
                 "UPDATE web_login_tokens SET used_at = $2 \
                  WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING person",
@@ -269,7 +269,7 @@ impl Store {
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        read_conn!(self, |c| {
+        write_conn!(self, |c| {
             sqlx::query("DELETE FROM web_sessions WHERE expires_at < $1")
                 .bind(now)
                 .execute(&mut *c)
@@ -301,7 +301,7 @@ impl Store {
 
     /// Ends a session (sign out).
     pub async fn delete_session(&self, hash: &str) -> Result<(), StoreError> {
-        read_conn!(self, |c| {
+        write_conn!(self, |c| {
             sqlx::query("DELETE FROM web_sessions WHERE token_hash = $1")
                 .bind(hash)
                 .execute(&mut *c)
@@ -318,7 +318,7 @@ impl Store {
         name: &str,
         now: i64,
     ) -> Result<i64, StoreError> {
-        read_conn!(self, |c| {
+        write_conn!(self, |c| {
             let (id,): (i64,) = sqlx::query_as(
                 "INSERT INTO api_tokens (token_hash, person, name, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
             )
@@ -353,7 +353,7 @@ impl Store {
         person: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        read_conn!(self, |c| {
+        write_conn!(self, |c| {
             let done = sqlx::query(
                 "UPDATE api_tokens SET revoked_at = $3 WHERE id = $1 AND person = $2 AND revoked_at IS NULL",
             )
@@ -373,7 +373,7 @@ impl Store {
         hash: &str,
         now: i64,
     ) -> Result<Option<String>, StoreError> {
-        read_conn!(self, |c| {
+        write_conn!(self, |c| {
             let row: Option<(String, Option<i64>)> = sqlx::query_as(
                 "SELECT person, last_used_at FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
             )
