@@ -71,8 +71,10 @@ fn ms(d: Duration) -> f64 {
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     if std::env::var_os("RUST_LOG").is_some() {
+        // Span closes show how long each post and edit took (`time.busy` + `time.idle`).
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
             .init();
     }
     let n = commands();

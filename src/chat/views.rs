@@ -84,8 +84,37 @@ pub fn run_view(
             })
             .collect(),
         decisions: approvals.iter().map(decision_text).collect(),
+        waiting_for: (run.state == RunState::AwaitingApproval).then(|| {
+            format!(
+                "{}; expires {}",
+                still_needed(run, approvals),
+                expires_text(run)
+            )
+        }),
         mentions: Vec::new(),
     }
+}
+
+/// `1 more approval(s) from bob, dave`: what an open request still needs.
+fn still_needed(run: &Run, approvals: &[Approval]) -> String {
+    let approves = approvals.iter().filter(|a| a.approve).count() as i64;
+    let eligible: Vec<&str> = run
+        .approvers
+        .get("eligible")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    format!(
+        "{} more approval(s) from {}",
+        (run.quorum - approves).max(0),
+        eligible.join(", ")
+    )
+}
+
+fn expires_text(run: &Run) -> String {
+    run.expires_at
+        .map(format_ms)
+        .unwrap_or_else(|| "never".into())
 }
 
 /// `bob approved at 2026-11-24 10:02:00 UTC` / `dave denied at …: reason`.
@@ -101,34 +130,16 @@ pub fn decision_text(a: &Approval) -> String {
 
 /// The approval request for `run`.
 pub fn approval_view(run_view: RunView, run: &Run, approvals: &[Approval]) -> ApprovalView {
-    let approves = approvals.iter().filter(|a| a.approve).count() as i64;
-    let eligible: Vec<String> = run
-        .approvers
-        .get("eligible")
-        .and_then(|v| v.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
     let open = run.state == RunState::AwaitingApproval;
     let needed = if open {
-        format!(
-            "{} more approval(s) from {}",
-            (run.quorum - approves).max(0),
-            eligible.join(", ")
-        )
+        still_needed(run, approvals)
     } else {
         format!("decided: {}", run.state.as_str().replace('_', " "))
     };
     ApprovalView {
         run: run_view,
         needed,
-        expires: run
-            .expires_at
-            .map(format_ms)
-            .unwrap_or_else(|| "never".into()),
+        expires: expires_text(run),
         open,
     }
 }

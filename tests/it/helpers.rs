@@ -191,6 +191,18 @@ pub struct Running {
     pub engine: Arc<Engine>,
     pub env: TestEnv,
     stop: CancellationToken,
+    pool: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Running {
+    /// Stops the worker pool and waits for it to end: runs asked from now on stay queued.
+    pub async fn stop_pool(&self) {
+        self.stop.cancel();
+        let pool = self.pool.lock().unwrap().take();
+        if let Some(pool) = pool {
+            pool.await.expect("the pool ends cleanly");
+        }
+    }
 }
 
 impl Drop for Running {
@@ -205,8 +217,15 @@ pub async fn start(backend: Backend) -> Running {
     let stop = CancellationToken::new();
     let mut opts = execgov::pool::PoolOptions::from_engine(&engine);
     opts.poll = Duration::from_millis(100);
-    tokio::spawn(execgov::pool::Pool::new(engine.clone(), opts).run_until_stopped(stop.clone()));
-    Running { engine, env, stop }
+    let pool = tokio::spawn(
+        execgov::pool::Pool::new(engine.clone(), opts).run_until_stopped(stop.clone()),
+    );
+    Running {
+        engine,
+        env,
+        stop,
+        pool: std::sync::Mutex::new(Some(pool)),
+    }
 }
 
 pub fn person(name: &str) -> Actor {

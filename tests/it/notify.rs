@@ -115,10 +115,12 @@ async fn with_notifier(backend: Backend) -> (Running, Arc<Recorder>, Cancellatio
     let app = start(backend).await;
     let rec = Arc::new(Recorder::default());
     let stop = CancellationToken::new();
+    // Quick means within 3 s here, not 500 ms: runs of a loaded test machine count too.
     let notifier = Notifier::new(
         app.engine.clone(),
         vec![rec.clone() as Arc<dyn ChatAdapter>],
-    );
+    )
+    .quick_within(Duration::from_secs(3));
     tokio::spawn(notifier.run_until_stopped(stop.clone()));
     (app, rec, stop)
 }
@@ -349,5 +351,96 @@ notify_on_failure = ["person:bob", "group:sre"]
         vec!["UALICE", "UBOB", "UCAROL"],
         "bob and the sre group, once each, as Slack users"
     );
+    stop.cancel();
+}
+
+/// Asks for `line` as alice in a thread of the on-call channel.
+async fn say_in_thread(app: &Running, line: &str, thread: &str) -> execgov::types::RunId {
+    let command = execgov::command::Command::parse(line).expect("test commands parse");
+    let place = Place {
+        thread: Some(thread.to_string()),
+        ..oncall()
+    };
+    let reply = app
+        .engine
+        .handle(execgov::engine::Request {
+            actor: person("alice"),
+            place,
+            command,
+        })
+        .await;
+    reply.run.expect("a run").id
+}
+
+fn of_run(c: &Call, id: execgov::types::RunId) -> bool {
+    match &c.out.message {
+        Message::RunStatus { run } | Message::RunResult { run } => run.run_id == id.to_string(),
+        _ => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quick_script_asked_in_a_thread_answers_with_its_result_first() {
+    let (app, rec, stop) = with_notifier(Backend::Sqlite).await;
+    // No history yet: the status message goes out at once, the result after it.
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let id = say_in_thread(&app, "run echo-args note=hi", &format!("T{i}")).await;
+        rec.wait_for("the result", |c| {
+            c.iter().any(|c| is_result(c) && of_run(c, id))
+        })
+        .await;
+        ids.push(id);
+    }
+    let calls = rec.calls();
+    let first = calls.iter().find(|c| of_run(c, ids[0])).unwrap();
+    assert!(
+        status_state(first).is_some_and(|s| s != "succeeded"),
+        "a script without a record of quick runs gets its status at once: {first:?}"
+    );
+
+    // Three quick runs on record: the next one's result comes first, then its status.
+    let id = say_in_thread(&app, "run echo-args note=again", "T9").await;
+    let calls = rec
+        .wait_for("the result and the status", |c| {
+            c.iter().any(|c| is_result(c) && of_run(c, id))
+                && c.iter().any(|c| status_state(c).is_some() && of_run(c, id))
+        })
+        .await;
+    let mine: Vec<&Call> = calls.iter().filter(|c| of_run(c, id)).collect();
+    assert!(is_result(mine[0]), "the result first: {mine:#?}");
+    assert_eq!(mine[0].out.place.thread.as_deref(), Some("T9"));
+    assert_eq!(
+        status_state(mine[1]).as_deref(),
+        Some("succeeded"),
+        "then one status message, already showing the outcome: {mine:#?}"
+    );
+    assert_eq!(mine.len(), 2, "and no edit: {mine:#?}");
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quick_scripts_slow_run_still_gets_its_status_while_going() {
+    let (app, rec, stop) = with_notifier(Backend::Sqlite).await;
+    for i in 0..3 {
+        let id = say_in_thread(&app, "run echo-args note=hi", &format!("T{i}")).await;
+        rec.wait_for("the result", |c| {
+            c.iter().any(|c| is_result(c) && of_run(c, id))
+        })
+        .await;
+    }
+    // Held back from the pool: the run stays queued past the hold.
+    app.stop_pool().await;
+    let id = say_in_thread(&app, "run echo-args note=slow", "T9").await;
+    let calls = rec
+        .wait_for("the status while queued", |c| {
+            c.iter().any(|c| status_state(c).is_some() && of_run(c, id))
+        })
+        .await;
+    let status = calls
+        .iter()
+        .find(|c| status_state(c).is_some() && of_run(c, id))
+        .unwrap();
+    assert_eq!(status_state(status).as_deref(), Some("queued"));
     stop.cancel();
 }

@@ -183,6 +183,10 @@ pub struct RunView {
     pub files: Vec<OutboundFile>,
     /// Decisions so far, worded: `bob approved at 2026-11-24 10:02 UTC`.
     pub decisions: Vec<String>,
+    /// While the run awaits approval: what it still needs and until when
+    /// (`1 more approval(s) from bob, dave; expires 2026-11-24 11:02:00 UTC`).
+    #[serde(default)]
+    pub waiting_for: Option<String>,
     /// People to alert with a mention where this is shown (a failed scheduled
     /// run's `notify_on_failure`); adapters mention those on their platform.
     #[serde(default)]
@@ -268,6 +272,9 @@ pub fn status_line(run: &RunView) -> String {
     }
     if !extra.is_empty() {
         out.push_str(&format!(" ({})", extra.join(", ")));
+    }
+    if let Some(w) = run.waiting_for.as_ref().filter(|_| !run.finished) {
+        out.push_str(&format!(": needs {w}"));
     }
     if let Some(r) = &run.reason {
         out.push_str(&format!(": {r}"));

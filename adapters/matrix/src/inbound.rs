@@ -259,6 +259,14 @@ impl Matrix {
         };
         tracing::info!(event_id = %m.event_id, room = %room.room_id(), sender = %m.sender, "command");
         let reply = self.handler.handle(inbound).await;
+        if reply.kind == execgov_chat::ReplyKind::Accepted && reply.run_id.is_some() {
+            // The run's status message, posted by the notifier into this same
+            // thread, is the answer: it says the same and then moves with the
+            // run. A second message would be noise, and one more send ahead of
+            // the result.
+            tracing::debug!(event_id = %m.event_id, run_id = ?reply.run_id, "accepted; the status message answers");
+            return;
+        }
         self.reply_later(room, root, &m.sender, m.event_id, reply.kind, reply.text);
     }
 

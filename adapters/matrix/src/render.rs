@@ -274,6 +274,7 @@ mod tests {
                 path: "/tmp/report.csv".into(),
             }],
             decisions: vec![],
+            waiting_for: None,
             mentions: vec![PlatformUser {
                 platform: Platform::Matrix,
                 id: "@bob:hs".into(),

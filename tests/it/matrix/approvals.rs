@@ -51,11 +51,18 @@ async fn an_approvers_reaction_runs_it_and_the_requesters_is_refused() {
         .alice
         .send(&w.ops, &format!("!run risky marker={marker_s}"))
         .await;
-    w.alice
+    let answer = w
+        .alice
         .wait_for("the answer that it waits for approval", |v| {
             w.by_bot(v) && in_thread(v, cmd.as_str())
         })
         .await;
+    assert!(
+        body(&answer).contains("awaiting approval: needs 1 more approval(s) from")
+            && body(&answer).contains("expires"),
+        "the status message in the thread says what approval it needs: {}",
+        body(&answer)
+    );
     let (req, run) = request_for(&w, &marker_s).await;
 
     let own = w.alice.react(&w.approvals, &req, "✅").await;

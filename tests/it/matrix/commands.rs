@@ -54,6 +54,19 @@ async fn report_export(encrypted: bool) {
         body(&result)
     );
 
+    // The status message is the answer: no separate "queued" reply before it.
+    let replies: Vec<String> = w
+        .alice
+        .events()
+        .iter()
+        .filter(|v| w.by_bot(v) && in_thread(v, cmd) && v["type"] == "m.room.message")
+        .map(|v| body(v).to_string())
+        .collect();
+    assert!(
+        replies.iter().all(|b| !b.contains(" is queued")),
+        "no reply besides the status message and the result: {replies:#?}"
+    );
+
     // The status message was posted in the thread, then edited to the outcome.
     let status = w
         .alice

@@ -24,6 +24,9 @@ pub(crate) fn status_blocks(run: &RunView) -> Vec<Value> {
             state.push('\n');
             state.push_str(&progress);
         }
+        if let Some(waiting) = run.waiting_for.as_deref() {
+            state.push_str(&format!("\nNeeds {}", escape(waiting)));
+        }
     } else if let Some(summary) = exit_summary(run) {
         state.push_str(" · ");
         state.push_str(&summary);

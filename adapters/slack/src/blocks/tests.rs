@@ -86,6 +86,32 @@ fn status_shows_title_requester_progress_and_audit_link() {
 }
 
 #[test]
+fn awaiting_status_says_what_approval_it_needs() {
+    let run = RunView {
+        state: "awaiting_approval".into(),
+        progress_pct: None,
+        progress_text: None,
+        waiting_for: Some(
+            "1 more approval(s) from bob, dave; expires 2026-11-24 11:00:00 UTC".into(),
+        ),
+        ..running()
+    };
+    let message = Message::RunStatus { run };
+    let all = all_texts(&render(&message).blocks.unwrap()).join("\n");
+    assert!(
+        all.contains("Needs 1 more approval(s) from bob, dave; expires 2026-11-24 11:00:00 UTC"),
+        "{all}"
+    );
+    assert!(
+        message
+            .fallback_text()
+            .ends_with("awaiting approval: needs 1 more approval(s) from bob, dave; expires 2026-11-24 11:00:00 UTC"),
+        "{}",
+        message.fallback_text()
+    );
+}
+
+#[test]
 fn progress_bar_rounds_down_and_clamps() {
     let mut run = running();
     run.progress_pct = Some(99);
