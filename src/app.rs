@@ -170,12 +170,16 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let addr = self.local_addr();
         tracing::info!(%addr, public_url = %self.engine.config().web.public_url, "serving");
+        // Running scripts and keeping chat in step is background work: it gets
+        // threads of its own at a lower CPU priority, so answering people (HTTP,
+        // Slack acks, Matrix sync) is never queued behind it.
+        let behind = background_runtime().context("starting the background runtime")?;
         let pool = Pool::new(self.engine.clone(), self.pool_opts);
-        let pool_task = tokio::spawn(pool.run_until_stopped(shutdown.clone()));
+        let pool_task = behind.spawn(pool.run_until_stopped(shutdown.clone()));
         let scheduler = crate::scheduler::Scheduler::new(self.engine.clone());
         let mut background = vec![
-            tokio::spawn(scheduler.run_until_stopped(shutdown.clone())),
-            tokio::spawn(crate::scheduler::reload_until_stopped(
+            behind.spawn(scheduler.run_until_stopped(shutdown.clone())),
+            behind.spawn(crate::scheduler::reload_until_stopped(
                 self.engine.clone(),
                 shutdown.clone(),
             )),
@@ -219,7 +223,7 @@ impl Application {
         }
         if !adapters.is_empty() {
             let notifier = crate::chat::notifier::Notifier::new(self.engine.clone(), adapters);
-            background.push(tokio::spawn(notifier.run_until_stopped(shutdown.clone())));
+            background.push(behind.spawn(notifier.run_until_stopped(shutdown.clone())));
         }
         let stop = shutdown.clone();
         axum::serve(self.listener, app)
@@ -230,8 +234,34 @@ impl Application {
         for task in background {
             let _ = task.await;
         }
+        behind.shutdown_background();
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// How much lower the background threads' CPU priority is (a nice increment).
+const BACKGROUND_NICENESS: i32 = 10;
+
+/// Two worker threads for background work (the pool, the scheduler, the chat
+/// notifier), each at nice +[`BACKGROUND_NICENESS`]; scripts started from them
+/// inherit it, so a busy script cannot slow the answers either.
+fn background_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("execgov-background")
+        .on_thread_start(lower_this_threads_priority)
+        .enable_all()
+        .build()
+}
+
+fn lower_this_threads_priority() {
+    // On Linux the nice value belongs to the thread: `who` is this thread's id.
+    let me = Some(rustix::thread::gettid());
+    let lowered = rustix::process::getpriority_process(me)
+        .and_then(|now| rustix::process::setpriority_process(me, now + BACKGROUND_NICENESS));
+    if let Err(e) = lowered {
+        tracing::debug!(error = %e, "could not lower a background thread's priority");
     }
 }
 

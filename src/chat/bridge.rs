@@ -70,12 +70,8 @@ impl InboundHandler for Bridge {
     }
 
     async fn first_time(&self, event_id: &str) -> bool {
-        match self
-            .engine
-            .store()
-            .first_time(event_id, self.engine.now())
-            .await
-        {
+        let store = self.engine.store();
+        match crate::store::foreground(store.first_time(event_id, self.engine.now())).await {
             Ok(first) => first,
             Err(e) => {
                 // Better to risk a duplicate than to drop a command: the store's

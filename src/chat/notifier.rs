@@ -30,11 +30,12 @@ const RECENT_MS: i64 = 5 * 60 * 1000;
 /// After this many failures a post is given up (and the failure kept in `chat_posts`).
 const MAX_ATTEMPTS: i64 = 8;
 /// A script is quick when each of its last [`QUICK_RUNS`] runs was over (asked
-/// to finished) within this long (see [`Notifier::quick_within`]). A quick script's run, asked in a thread,
-/// gets its status message only after this long, or after its result if that
-/// comes first: the answer is what the requester waits for, and a status that
-/// would flip to done at once only delays it (sends into a place go one at a
-/// time).
+/// to finished) within this long (see [`Notifier::quick_within`]). A quick
+/// script's run gets its status message only after this long, or when it is
+/// over if that comes first. Then the status is posted once, already showing
+/// the outcome (no edit: fewer calls against the platform's rate limits), and
+/// where the run was asked in a thread its result goes first, since that is
+/// what the requester waits for and sends into a place go one at a time.
 const QUICK: Duration = Duration::from_millis(500);
 const QUICK_RUNS: usize = 3;
 
@@ -198,6 +199,7 @@ impl Notifier {
             if post.done || post.next_at > now {
                 continue;
             }
+            let before = post.clone();
             let mut view = run_view(&self.engine, &run, &approvals, &artifacts, place.platform);
             view.mentions = self.failure_mentions(&run, place.platform);
             let outcome = match role.as_str() {
@@ -222,7 +224,9 @@ impl Notifier {
                 Ok(Step::Later) => {}
                 Err(e) => self.failed(&mut post, &e, now),
             }
-            store.save_post(&post).await?;
+            if post != before {
+                store.save_post(&post).await?;
+            }
         }
         self.notes(&run, &approvals).await?;
         Ok(())

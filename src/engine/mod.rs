@@ -210,6 +210,11 @@ impl Engine {
     /// Handles one command from any channel.
     #[tracing::instrument(skip_all, fields(actor = %req.actor, verb = req.command.verb()))]
     pub async fn handle(&self, req: Request) -> Reply {
+        // Someone waits for this answer: its writes go ahead of background work.
+        crate::store::foreground(self.handle_now(req)).await
+    }
+
+    async fn handle_now(&self, req: Request) -> Reply {
         let result = match req.command.clone() {
             Command::Run { script, args } => {
                 self.request_run(&req.actor, &req.place, &script, &args)

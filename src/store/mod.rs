@@ -51,7 +51,9 @@ macro_rules! write_tx {
                 // IMMEDIATE takes the write lock up front: a deferred transaction that
                 // reads first and writes later fails with SQLITE_BUSY instead of waiting.
                 // The writer pool has one connection, so this process's writers queue
-                // in order instead of sleeping in SQLite's busy handler.
+                // in order instead of sleeping in SQLite's busy handler; someone
+                // waiting for an answer goes ahead of background work (see `gate`).
+                let _turn = $store.gate.turn().await;
                 let mut tx = $store
                     .sqlite_writer
                     .as_ref()
@@ -103,6 +105,7 @@ macro_rules! write_conn {
     ($store:expr, |$c:ident| $body:expr) => {
         match &$store.pool {
             $crate::store::Pool::Sqlite(pool) => {
+                let _turn = $store.gate.turn().await;
                 let mut conn = $store
                     .sqlite_writer
                     .as_ref()
@@ -124,6 +127,7 @@ macro_rules! write_conn {
 mod approvals;
 mod audit;
 mod claim;
+mod gate;
 mod misc;
 mod model;
 mod posts;
@@ -132,6 +136,7 @@ pub mod schedules;
 pub mod testing;
 pub mod web;
 
+pub use gate::foreground;
 pub use model::{
     Approval, Artifact, AuditEntry, ChainCheck, DecisionInput, DecisionOutcome, NewRun, Run,
     RunFilter, RunPatch,
@@ -148,6 +153,8 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// How long a SQLite writer waits for the file's write lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often the background checkpointer folds the WAL back into the database.
+const SQLITE_CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// Everything the store can fail with. `Db` and `Migrate` wrap sqlx; the others are
 /// answers the caller is expected to show to a person.
@@ -235,6 +242,8 @@ pub struct Store {
     /// (which turns contention into 5–100 ms stalls). `None` for an in-memory
     /// database, whose single pool connection already serialises everything.
     pub(crate) sqlite_writer: Option<SqlitePool>,
+    /// Orders this process's SQLite writers: those in [`foreground`] first.
+    pub(crate) gate: std::sync::Arc<gate::WriterGate>,
 }
 
 impl std::fmt::Debug for Store {
@@ -272,7 +281,11 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(SQLITE_BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // No checkpoint inside a commit: one there copies thousands of pages
+            // and syncs the file while every writer waits (10–50 ms stalls under
+            // load). `checkpoint_in_background` does it on a reader connection.
+            .pragma("wal_autocheckpoint", "0");
         if !in_memory {
             create_parent_dir(options.get_filename())?;
         }
@@ -293,9 +306,13 @@ impl Store {
                     .await?,
             )
         };
+        if !in_memory {
+            tokio::spawn(checkpoint_in_background(pool.clone()));
+        }
         Ok(Store {
             pool: Pool::Sqlite(pool),
             sqlite_writer,
+            gate: Default::default(),
         })
     }
 
@@ -309,6 +326,7 @@ impl Store {
         Ok(Store {
             pool: Pool::Postgres(pool),
             sqlite_writer: None,
+            gate: Default::default(),
         })
     }
 
@@ -346,6 +364,31 @@ impl Store {
                 pool.close().await
             }
             Pool::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Folds the WAL back into the database file now and then, off the writer
+/// connection: a PASSIVE checkpoint copies what no reader still needs without
+/// taking the write lock, so writers go on meanwhile. Ends when the pool closes.
+/// (Closing the last connection checkpoints too, so a short-lived CLI process
+/// leaves no WAL behind either.)
+async fn checkpoint_in_background(pool: SqlitePool) {
+    let mut every = tokio::time::interval(SQLITE_CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, "checkpointing the SQLite WAL failed; will retry");
         }
     }
 }

@@ -67,6 +67,20 @@ impl Store {
         place_key: &str,
         place: &str,
     ) -> Result<ChatPost, StoreError> {
+        // Nearly always there already: look before taking the writer.
+        let existing: Option<PostRow> = read_conn!(self, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM chat_posts WHERE run_id = $1 AND role = $2 AND place_key = $3"
+            )))
+            .bind(run.0)
+            .bind(role)
+            .bind(place_key)
+            .fetch_optional(&mut *c)
+            .await
+        })?;
+        if let Some(row) = existing {
+            return Ok(from_row(row));
+        }
         write_conn!(self, |c| {
             sqlx::query(
                 "INSERT INTO chat_posts (run_id, role, place_key, place) VALUES ($1, $2, $3, $4) \
