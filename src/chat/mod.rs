@@ -4,4 +4,5 @@
 
 pub mod bridge;
 pub mod notifier;
+mod quick;
 pub mod views;

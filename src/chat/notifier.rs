@@ -9,13 +9,14 @@
 //! moved by other processes and retries failed posts with a doubling delay.
 //! The run never waits on chat: a platform that is down delays messages only.
 
+use super::quick::QuickHold;
 use super::views::{approval_view, run_view};
 use crate::engine::Engine;
 use crate::store::{ChatPost, Run};
 use crate::types::{Place, Platform, RunId, RunState};
 use execgov_chat::{ChatAdapter, ChatError, Message, MessageRef, Outbound};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::TryRecvError;
@@ -29,27 +30,14 @@ const SWEEP_EVERY: Duration = Duration::from_secs(2);
 const RECENT_MS: i64 = 5 * 60 * 1000;
 /// After this many failures a post is given up (and the failure kept in `chat_posts`).
 const MAX_ATTEMPTS: i64 = 8;
-/// A script is quick when each of its last [`QUICK_RUNS`] runs was over (asked
-/// to finished) within this long (see [`Notifier::quick_within`]). A quick
-/// script's run gets its status message only after this long, or when it is
-/// over if that comes first. Then the status is posted once, already showing
-/// the outcome (no edit: fewer calls against the platform's rate limits), and
-/// where the run was asked in a thread its result goes first, since that is
-/// what the requester waits for and sends into a place go one at a time.
-const QUICK: Duration = Duration::from_millis(500);
-const QUICK_RUNS: usize = 3;
 
 /// Posts and edits runs' chat messages through the configured adapters.
 pub struct Notifier {
     engine: Arc<Engine>,
     adapters: HashMap<Platform, Arc<dyn ChatAdapter>>,
     last_edit: HashMap<RunId, Instant>,
-    /// How long the last few runs of each script took, asked to finished (ms).
-    recent: HashMap<String, VecDeque<i64>>,
-    /// Runs whose first status post waits; each is looked at again at its time.
-    held: BTreeSet<(i64, RunId)>,
-    /// See [`QUICK`].
-    quick_ms: i64,
+    /// Quick scripts' status posts held back (see [`QuickHold`]).
+    hold: QuickHold,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -74,15 +62,13 @@ impl Notifier {
             engine,
             adapters,
             last_edit: HashMap::new(),
-            recent: HashMap::new(),
-            held: BTreeSet::new(),
-            quick_ms: QUICK.as_millis() as i64,
+            hold: QuickHold::default(),
         }
     }
 
     /// How long a script's runs may take and still count as quick (default 500 ms).
     pub fn quick_within(mut self, d: Duration) -> Notifier {
-        self.quick_ms = d.as_millis() as i64;
+        self.hold = QuickHold::within(d);
         self
     }
 
@@ -92,7 +78,7 @@ impl Notifier {
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let release = self.next_release();
+            let release = self.hold.next_release(self.engine.now());
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return,
@@ -100,7 +86,7 @@ impl Notifier {
                     Ok(e) => { dirty.insert(e.run); }
                     Err(_) => self.sweep_into(&mut dirty).await,
                 },
-                _ = tokio::time::sleep(release) => self.release_into(&mut dirty),
+                _ = tokio::time::sleep(release) => self.hold.release_into(self.engine.now(), &mut dirty),
                 _ = sweep.tick() => self.sweep_into(&mut dirty).await,
             }
             loop {
@@ -120,45 +106,6 @@ impl Notifier {
                     tracing::warn!(run_id = %id, error = format!("{e:#}"), "updating chat messages failed; will retry");
                 }
             }
-        }
-    }
-
-    /// How long until the first held status post is due (a day when none is held).
-    fn next_release(&self) -> Duration {
-        match self.held.first() {
-            Some((at, _)) => {
-                Duration::from_millis((at - self.engine.now()).clamp(0, 60_000) as u64)
-            }
-            None => Duration::from_secs(86_400),
-        }
-    }
-
-    fn release_into(&mut self, dirty: &mut BTreeSet<RunId>) {
-        let now = self.engine.now();
-        while let Some(&(at, id)) = self.held.first() {
-            if at > now {
-                break;
-            }
-            self.held.pop_first();
-            dirty.insert(id);
-        }
-    }
-
-    /// True when the last few runs of `script` were each over within [`QUICK`].
-    fn quick(&self, script: &str) -> bool {
-        self.recent
-            .get(script)
-            .is_some_and(|d| d.len() >= QUICK_RUNS && d.iter().all(|ms| *ms <= self.quick_ms))
-    }
-
-    fn remember_duration(&mut self, run: &Run) {
-        let Some(finished) = run.finished_at else {
-            return;
-        };
-        let durations = self.recent.entry(run.script.clone()).or_default();
-        durations.push_back(finished - run.created_at);
-        while durations.len() > QUICK_RUNS {
-            durations.pop_front();
         }
     }
 
@@ -325,14 +272,7 @@ impl Notifier {
         post: &mut ChatPost,
     ) -> Result<Step, ChatError> {
         let finished = run.state.is_final();
-        let hold_until = run.created_at + self.quick_ms;
-        if post.message_id.is_none()
-            && !finished
-            && place.thread.is_some()
-            && self.engine.now() < hold_until
-            && self.quick(&run.script)
-        {
-            self.held.insert((hold_until, run.id));
+        if post.message_id.is_none() && !finished && self.hold.holds(run, self.engine.now()) {
             return Ok(Step::Later);
         }
         let message = Message::RunStatus { run: view.clone() };
@@ -353,7 +293,7 @@ impl Notifier {
             if thread.is_some() {
                 self.post_result(adapter, place, thread, view.clone(), post)
                     .await?;
-                self.remember_duration(run);
+                self.hold.remember(run);
             }
         }
         if let Step::Later = self
@@ -366,7 +306,7 @@ impl Notifier {
         if finished && !post.result_posted {
             let thread = place.thread.clone().or_else(|| post.message_id.clone());
             self.post_result(adapter, place, thread, view, post).await?;
-            self.remember_duration(run);
+            self.hold.remember(run);
         }
         post.done = finished && post.result_posted;
         if post.done {
