@@ -38,6 +38,40 @@ pub(crate) fn entry_hash(
     hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
+/// One entry to append: everything but `seq` and the hashes, which the chain gives.
+pub(super) struct NewEntry<'a> {
+    pub at: i64,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub run: Option<RunId>,
+    pub details: &'a Value,
+}
+
+/// `INSERT INTO audit … VALUES (…), (…)` for `rows` entries, `$n` placeholders.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO audit (seq, at, actor, action, run_id, details, prev_hash, hash) VALUES ",
+    );
+    for r in 0..rows {
+        let b = r * 8;
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7,
+            b + 8
+        ));
+    }
+    sql
+}
+
 /// Appending inside a transaction of `write_tx!`.
 pub(super) trait AuditTx {
     /// Appends one entry and returns its `seq`. Only sound under the write lock that
@@ -49,45 +83,57 @@ pub(super) trait AuditTx {
         action: &str,
         run: Option<RunId>,
         details: &Value,
-    ) -> Result<i64, StoreError>;
+    ) -> Result<i64, StoreError> {
+        self.append_entries(&[NewEntry {
+            at,
+            actor,
+            action,
+            run,
+            details,
+        }])
+        .await
+    }
+
+    /// Appends `entries` in order with one read of the chain's head and one
+    /// INSERT; returns the last `seq` (the head's when `entries` is empty). Same
+    /// lock rule as `append_audit`.
+    async fn append_entries(&mut self, entries: &[NewEntry<'_>]) -> Result<i64, StoreError>;
 }
 
 macro_rules! impl_audit_tx {
     ($conn:ty) => {
         impl AuditTx for $conn {
-            async fn append_audit(
+            async fn append_entries(
                 &mut self,
-                at: i64,
-                actor: &str,
-                action: &str,
-                run: Option<RunId>,
-                details: &Value,
+                entries: &[NewEntry<'_>],
             ) -> Result<i64, StoreError> {
                 let last: Option<(i64, String)> =
                     sqlx::query_as("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
                         .fetch_optional(&mut *self)
                         .await?;
-                let (seq, prev_hash) = match last {
-                    Some((seq, hash)) => (seq + 1, hash),
-                    None => (1, GENESIS.to_string()),
-                };
-                let run_id = run.map(|r| r.0);
-                let details = json_text(details);
-                let hash = entry_hash(seq, at, actor, action, run_id, &details, &prev_hash);
-                sqlx::query(
-                    "INSERT INTO audit (seq, at, actor, action, run_id, details, prev_hash, hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(seq)
-                .bind(at)
-                .bind(actor)
-                .bind(action)
-                .bind(run_id)
-                .bind(details)
-                .bind(prev_hash)
-                .bind(hash)
-                .execute(&mut *self)
-                .await?;
+                let (mut seq, mut prev_hash) = last.unwrap_or((0, GENESIS.to_string()));
+                if entries.is_empty() {
+                    return Ok(seq);
+                }
+                let sql = insert_sql(entries.len());
+                let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for e in entries {
+                    seq += 1;
+                    let run_id = e.run.map(|r| r.0);
+                    let details = json_text(e.details);
+                    let hash =
+                        entry_hash(seq, e.at, e.actor, e.action, run_id, &details, &prev_hash);
+                    insert = insert
+                        .bind(seq)
+                        .bind(e.at)
+                        .bind(e.actor)
+                        .bind(e.action)
+                        .bind(run_id)
+                        .bind(details)
+                        .bind(std::mem::replace(&mut prev_hash, hash.clone()))
+                        .bind(hash);
+                }
+                insert.execute(&mut *self).await?;
                 Ok(seq)
             }
         }

@@ -22,6 +22,9 @@
 //! # Layout
 //! - `model.rs`: the public row types and their decoding.
 //! - `runs.rs`: create, transition, cancel, expiry, lease recovery, queries.
+//! - `group.rs`: group commit of new runs on SQLite.
+//! - `gate.rs`: whose turn it is at SQLite's writer, and how durably it commits.
+//! - `writer.rs`: SQLite's two writer connections (synced, written).
 //! - `claim.rs`: handing a queued run to a worker, leases, progress.
 //! - `approvals.rs`: one decision per approver, quorum.
 //! - `audit.rs`: appending to and verifying the chain.
@@ -50,20 +53,24 @@ macro_rules! write_tx {
             $crate::store::Pool::Sqlite(pool) => {
                 // IMMEDIATE takes the write lock up front: a deferred transaction that
                 // reads first and writes later fails with SQLITE_BUSY instead of waiting.
-                // The writer pool has one connection, so this process's writers queue
-                // in order instead of sleeping in SQLite's busy handler; someone
-                // waiting for an answer goes ahead of background work (see `gate`).
-                let _turn = $store.gate.turn().await;
-                let mut tx = $store
-                    .sqlite_writer
-                    .as_ref()
-                    .unwrap_or(pool)
-                    .begin_with("BEGIN IMMEDIATE")
-                    .await?;
-                let $c: &mut ::sqlx::SqliteConnection = &mut *tx;
-                let out = $body?;
-                tx.commit().await?;
-                Ok::<_, $crate::store::StoreError>(out)
+                // Writers take turns at the gate, so this process's writers queue in
+                // order instead of sleeping in SQLite's busy handler; someone waiting
+                // for an answer goes ahead of background work (see `gate`).
+                let turn = $store.gate.turn().await;
+                let mut conn = $store.sqlite_write_conn(&turn, pool).await?;
+                let out = async {
+                    let mut tx =
+                        ::sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+                    let $c: &mut ::sqlx::SqliteConnection = &mut *tx;
+                    let out = $body?;
+                    tx.commit().await?;
+                    Ok::<_, $crate::store::StoreError>(out)
+                }
+                .await;
+                if let Err(e) = &out {
+                    conn.forget_if_broken(e);
+                }
+                out
             }
             $crate::store::Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
@@ -100,18 +107,13 @@ macro_rules! read_conn {
 }
 
 /// Like `read_conn!`, for a single statement that writes: on SQLite it goes
-/// through the one-connection writer pool (see `write_tx!`).
+/// through a writer connection in its turn (see `write_tx!`).
 macro_rules! write_conn {
     ($store:expr, |$c:ident| $body:expr) => {
         match &$store.pool {
             $crate::store::Pool::Sqlite(pool) => {
-                let _turn = $store.gate.turn().await;
-                let mut conn = $store
-                    .sqlite_writer
-                    .as_ref()
-                    .unwrap_or(pool)
-                    .acquire()
-                    .await?;
+                let turn = $store.gate.turn().await;
+                let mut conn = $store.sqlite_write_conn(&turn, pool).await?;
                 let $c: &mut ::sqlx::SqliteConnection = &mut *conn;
                 $body
             }
@@ -128,6 +130,7 @@ mod approvals;
 mod audit;
 mod claim;
 mod gate;
+mod group;
 mod misc;
 mod model;
 mod posts;
@@ -135,6 +138,7 @@ mod runs;
 pub mod schedules;
 pub mod testing;
 pub mod web;
+mod writer;
 
 pub use gate::foreground;
 pub use model::{
@@ -237,13 +241,16 @@ pub(crate) enum Pool {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: Pool,
-    /// SQLite only: one connection that every write goes through, so writers in
-    /// this process wait in turn rather than in SQLite's sleeping busy handler
-    /// (which turns contention into 5–100 ms stalls). `None` for an in-memory
-    /// database, whose single pool connection already serialises everything.
-    pub(crate) sqlite_writer: Option<SqlitePool>,
+    /// SQLite only: the connections every write goes through, one at a time in
+    /// turns of `gate`, so writers in this process wait in turn rather than in
+    /// SQLite's sleeping busy handler (which turns contention into 5–100 ms
+    /// stalls). `None` for an in-memory database, whose single pool connection
+    /// already serialises everything.
+    pub(crate) sqlite_writers: Option<std::sync::Arc<writer::SqliteWriters>>,
     /// Orders this process's SQLite writers: those in [`foreground`] first.
     pub(crate) gate: std::sync::Arc<gate::WriterGate>,
+    /// SQLite file only: records new runs in group commits (see `group`).
+    recorder: Option<group::Recorder>,
 }
 
 impl std::fmt::Debug for Store {
@@ -259,7 +266,9 @@ impl Store {
     ///
     /// `sqlite://PATH` (relative to the working directory; `sqlite:///abs/path` for an
     /// absolute one) creates the file and its parent folders if missing, and sets WAL,
-    /// `synchronous=NORMAL`, a busy timeout and foreign keys on every connection.
+    /// a busy timeout and foreign keys on every connection; commits that someone
+    /// is waiting for are synced to disk before they return, background ones are
+    /// not (see `gate`).
     /// `postgres://…` or `postgresql://…` connects as libpq URLs do (a
     /// `?options=-c%20search_path%3DNAME` parameter picks a schema).
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
@@ -292,28 +301,33 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             // An in-memory database lives as long as its connections: keep one.
             .max_connections(if in_memory { 1 } else { 8 })
+            // A local file cannot hang up: a ping before each use is a wasted
+            // hop to the connection's thread.
+            .test_before_acquire(false)
             .min_connections(if in_memory { 1 } else { 0 })
             .connect_with(options.clone())
             .await?;
         SQLITE_MIGRATIONS.run(&pool).await?;
-        let sqlite_writer = if in_memory {
+        let sqlite_writers = if in_memory {
             None
         } else {
-            Some(
-                SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(options)
-                    .await?,
-            )
+            Some(std::sync::Arc::new(
+                writer::SqliteWriters::open(&options).await?,
+            ))
         };
         if !in_memory {
             tokio::spawn(checkpoint_in_background(pool.clone()));
         }
-        Ok(Store {
+        let mut store = Store {
             pool: Pool::Sqlite(pool),
-            sqlite_writer,
+            sqlite_writers,
             gate: Default::default(),
-        })
+            recorder: None,
+        };
+        if !in_memory {
+            store.recorder = Some(group::Recorder::start(store.clone()));
+        }
+        Ok(store)
     }
 
     async fn connect_postgres(url: &str) -> Result<Store, StoreError> {
@@ -325,9 +339,23 @@ impl Store {
         POSTGRES_MIGRATIONS.run(&pool).await?;
         Ok(Store {
             pool: Pool::Postgres(pool),
-            sqlite_writer: None,
+            sqlite_writers: None,
             gate: Default::default(),
+            recorder: None,
         })
+    }
+
+    /// The SQLite writer connection for `turn`'s durability, or `pool`'s one
+    /// connection for an in-memory database.
+    pub(crate) async fn sqlite_write_conn<'a>(
+        &'a self,
+        turn: &gate::Turn<'_>,
+        pool: &SqlitePool,
+    ) -> Result<writer::WriteConn<'a>, StoreError> {
+        match &self.sqlite_writers {
+            Some(writers) => writers.lock(turn).await,
+            None => writer::WriteConn::pooled(pool).await,
+        }
     }
 
     /// `"sqlite"` or `"postgres"`, for logs, `/healthz` and tests.
@@ -343,10 +371,15 @@ impl Store {
     pub async fn exec_raw(&self, sql: &str) -> Result<(), StoreError> {
         let sql = AssertSqlSafe(sql.to_string());
         match &self.pool {
-            Pool::Sqlite(pool) => {
-                let writer = self.sqlite_writer.as_ref().unwrap_or(pool);
-                sqlx::raw_sql(sql).execute(writer).await?;
-            }
+            Pool::Sqlite(pool) => match &self.sqlite_writers {
+                Some(writers) => {
+                    let mut conn = writers.lock_synced().await?;
+                    sqlx::raw_sql(sql).execute(&mut *conn).await?;
+                }
+                None => {
+                    sqlx::raw_sql(sql).execute(pool).await?;
+                }
+            },
             Pool::Postgres(pool) => {
                 sqlx::raw_sql(sql).execute(pool).await?;
             }
@@ -358,8 +391,8 @@ impl Store {
     pub async fn close(&self) {
         match &self.pool {
             Pool::Sqlite(pool) => {
-                if let Some(writer) = &self.sqlite_writer {
-                    writer.close().await;
+                if let Some(writers) = &self.sqlite_writers {
+                    writers.close().await;
                 }
                 pool.close().await
             }

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use tracing::instrument;
 
-use super::audit::AuditTx;
+use super::audit::{AuditTx, NewEntry};
 use super::model::{NewRun, Run, RunFilter, RunPatch};
 use super::{Store, StoreError, json_text};
 use crate::types::{RunId, RunState};
@@ -143,11 +143,25 @@ fn first_state_details(new: &NewRun) -> Value {
     }
 }
 
+/// What a new run's two audit entries say: the `run.requested` details, then
+/// the action and details of its first state.
+pub(super) fn first_entries(new: &NewRun) -> (Value, (String, Value)) {
+    let requested = json!({
+        "script": new.script,
+        "args": new.args,
+        "place": new.place,
+        "digest": new.manifest_digest,
+    });
+    let state_action = format!("run.{}", new.state.as_str());
+    (requested, (state_action, first_state_details(new)))
+}
+
 impl Store {
     /// Records a request in the state policy chose (`Refused`, `AwaitingApproval` or
     /// `Queued`), with two audit entries: `run.requested`, then `run.<state>`.
     /// Any other state is refused as `InvalidTransition` from `requested`, with
-    /// `RunId(0)` since no run was recorded.
+    /// `RunId(0)` since no run was recorded. On SQLite, requests that arrive
+    /// together are committed together (see `group`).
     #[instrument(skip_all, fields(script = %new.script, state = %new.state))]
     pub async fn create_run(&self, new: NewRun, now: i64) -> Result<Run, StoreError> {
         if !RunState::Requested.can_become(new.state) {
@@ -157,31 +171,31 @@ impl Store {
                 to: new.state,
             });
         }
-        let requested = json!({
-            "script": new.script,
-            "args": new.args,
-            "place": new.place,
-            "digest": new.manifest_digest,
-        });
-        let state_action = format!("run.{}", new.state.as_str());
-        let state_details = first_state_details(&new);
+        match &self.recorder {
+            Some(recorder) if new.schedule_key.is_none() => match recorder.record(new, now).await {
+                Ok(recorded) => recorded,
+                Err(new) => self.create_run_now(new, now).await,
+            },
+            _ => self.create_run_now(new, now).await,
+        }
+    }
+
+    /// `create_run` in a transaction of its own.
+    pub(super) async fn create_run_now(&self, new: NewRun, now: i64) -> Result<Run, StoreError> {
+        let (requested, (state_action, state_details)) = first_entries(&new);
         write_tx!(self, |c| {
             let run = c.insert_run(&new, now).await?;
-            c.append_audit(
-                now,
-                &new.requester,
-                "run.requested",
-                Some(run.id),
-                &requested,
-            )
-            .await?;
-            c.append_audit(
-                now,
-                &new.requester,
-                &state_action,
-                Some(run.id),
-                &state_details,
-            )
+            let entry = |action, details| NewEntry {
+                at: now,
+                actor: &new.requester,
+                action,
+                run: Some(run.id),
+                details,
+            };
+            c.append_entries(&[
+                entry("run.requested", &requested),
+                entry(&state_action, &state_details),
+            ])
             .await?;
             Ok::<_, StoreError>(run)
         })
