@@ -1,0 +1,129 @@
+//! The runner keeps scripts in their box: arguments are never shell-parsed, the
+//! environment holds only what is allowed, no process of a run's group outlives
+//! it (timeout, cancel or success), output is capped in bounded memory, secrets
+//! never reach the log, the tail or progress, and results and artifacts come back.
+//!
+//! - `limits.rs`: literal arguments, process-group cleanup, the output cap;
+//! - `env.rs`: environment, secrets, progress, results and artifacts, start errors.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use execgov::runner::{ExecOutcome, ExecSpec, ExitKind, Progress, child_env, execute};
+use execgov::types::RunId;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+mod env;
+mod limits;
+
+const MIB: u64 = 1024 * 1024;
+
+fn script(name: &str) -> String {
+    format!(
+        "{}/tests/fixtures/scripts/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn spec(dir: &Path, argv: &[&str]) -> ExecSpec {
+    ExecSpec {
+        run_id: RunId(7),
+        argv: argv.iter().map(|a| a.to_string()).collect(),
+        run_dir: dir.join("run"),
+        pass_env: Vec::new(),
+        secrets: Vec::new(),
+        timeout: Duration::from_secs(30),
+        kill_grace: Duration::from_secs(2),
+        log_path: dir.join("logs/run.log"),
+        log_cap: MIB,
+    }
+}
+
+/// What one run left: the outcome, the progress updates sent, the log's text.
+struct Ran {
+    outcome: ExecOutcome,
+    progress: Vec<Progress>,
+    log: String,
+}
+
+async fn run(spec: ExecSpec) -> Ran {
+    let log_path = spec.log_path.clone();
+    let (tx, mut rx) = mpsc::channel(64);
+    let outcome = execute(spec, CancellationToken::new(), tx).await;
+    let mut progress = Vec::new();
+    while let Ok(p) = rx.try_recv() {
+        progress.push(p);
+    }
+    let log = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap_or_default()).into_owned();
+    Ran {
+        outcome,
+        progress,
+        log,
+    }
+}
+
+/// Processes (not zombies) whose process group is `pgid`, from `/proc`.
+fn live_members(pgid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // After the `(comm)`: state, ppid, pgrp, …
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map_or("", |(_, r)| r)
+                .split_whitespace()
+                .collect();
+            fields.len() > 2 && fields[0] != "Z" && fields[2].parse() == Ok(pgid)
+        })
+        .collect()
+}
+
+/// A killed process takes a moment to die, and its death is no event this
+/// process can await, so poll `/proc` briefly.
+async fn assert_group_gone(pgid: i32, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let left = live_members(pgid);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: processes {left:?} of group {pgid} are still alive"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Starts a script that reports `::progress 0 started <pgid>`; waits for that
+/// line and checks the grandchild is really there before returning the pgid.
+async fn started_group(rx: &mut mpsc::Receiver<Progress>) -> i32 {
+    let first = rx.recv().await.expect("the script reports that it started");
+    let pgid: i32 = first
+        .text
+        .strip_prefix("started ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected progress {first:?}"));
+    assert!(
+        live_members(pgid).len() >= 2,
+        "the script and its background grandchild run in group {pgid}"
+    );
+    pgid
+}
+
+fn unique(tag: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{tag}-{}-{nanos}", std::process::id())
+}
