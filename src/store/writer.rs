@@ -159,6 +159,56 @@ mod tests {
             .unwrap()
     }
 
+    /// A burst larger than the limit grows the WAL; once it is checkpointed,
+    /// the next commit starts the WAL over and cuts the file back to the limit.
+    #[tokio::test]
+    async fn the_wal_is_cut_back_to_its_limit_after_a_burst() {
+        let (store, guard) = fresh_store("sqlite").await;
+        let wal = format!("{}-wal", guard.url().trim_start_matches("sqlite://"));
+        let limit = crate::store::SQLITE_WAL_LIMIT_BYTES;
+        let writers = store.sqlite_writers.as_ref().expect("a file database");
+        let mut conn = writers.lock_synced().await.unwrap();
+        let burst = limit / (1 << 20) + 8;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE ballast (b BLOB); BEGIN; \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {burst}) \
+             INSERT INTO ballast SELECT zeroblob(1048576) FROM n; COMMIT; DELETE FROM ballast;"
+        )))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let grown = std::fs::metadata(&wal).unwrap().len();
+        assert!(
+            grown > limit,
+            "the burst grew the WAL past the limit: {grown} bytes"
+        );
+        // The store's own checkpointer may be folding the WAL at the same time:
+        // ask until every frame is in the database.
+        let mut folded = false;
+        for _ in 0..100 {
+            let (busy, log, done): (i64, i64, i64) =
+                sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap();
+            if busy == 0 && log == done {
+                folded = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(folded, "the WAL was checkpointed in full");
+        sqlx::query("INSERT INTO ballast VALUES (x'00')")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let after = std::fs::metadata(&wal).unwrap().len();
+        assert!(
+            after <= limit,
+            "the WAL was cut back to at most {limit} bytes, is {after} (was {grown})"
+        );
+    }
+
     #[tokio::test]
     async fn foreground_writes_are_synced_to_disk_and_background_ones_are_not() {
         let (store, _guard) = fresh_store("sqlite").await;
