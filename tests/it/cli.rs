@@ -5,19 +5,7 @@
 
 use crate::helpers::*;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn execgov(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_execgov"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("EXECGOV_DATABASE_URL")
-        .env_remove("EXECGOV_CONFIG")
-        .env("EXECGOV_LOG", "warn")
-        .output()
-        .expect("execgov runs")
-}
+use std::process::Output;
 
 fn text(o: &Output) -> String {
     format!(

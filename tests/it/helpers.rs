@@ -309,3 +309,17 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// Runs the `execgov` binary with `--config config` and `args`, with no
+/// database or config taken from the environment, and waits for it.
+pub fn execgov(config: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_execgov"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("EXECGOV_DATABASE_URL")
+        .env_remove("EXECGOV_CONFIG")
+        .env("EXECGOV_LOG", "warn")
+        .output()
+        .expect("execgov runs")
+}

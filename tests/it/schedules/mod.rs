@@ -14,7 +14,6 @@ use execgov::engine::Engine;
 use execgov::scheduler::{Scheduler, TickReport, schedule_for_run};
 use execgov::store::{Run, RunFilter};
 use execgov::types::{Place, Platform, RunState};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

@@ -3,18 +3,6 @@
 
 use super::*;
 
-fn execgov(env: &TestEnv, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_execgov"))
-        .arg("--config")
-        .arg(env.config_path())
-        .args(args)
-        .env_remove("EXECGOV_DATABASE_URL")
-        .env_remove("EXECGOV_CONFIG")
-        .env("EXECGOV_LOG", "warn")
-        .output()
-        .expect("execgov runs")
-}
-
 fn text(o: &std::process::Output) -> String {
     format!(
         "{}{}",
@@ -33,7 +21,7 @@ async fn the_cli_lists_schedules_checks_them_and_requests_a_reload() {
     );
     std::fs::write(dir.join("nightly.toml"), berlin).unwrap();
 
-    let o = execgov(&env, &["schedules"]);
+    let o = execgov(&env.config_path(), &["schedules"]);
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     assert!(
@@ -47,7 +35,7 @@ async fn the_cli_lists_schedules_checks_them_and_requests_a_reload() {
         "each also in UTC: {out}"
     );
 
-    let o = execgov(&env, &["reload"]);
+    let o = execgov(&env.config_path(), &["reload"]);
     assert!(o.status.success(), "{}", text(&o));
     let engine = env.engine().await;
     assert_eq!(
@@ -68,7 +56,7 @@ async fn the_cli_lists_schedules_checks_them_and_requests_a_reload() {
         ),
     )
     .unwrap();
-    let o = execgov(&env, &["check"]);
+    let o = execgov(&env.config_path(), &["check"]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "check fails: {out}");
     for fragment in [
