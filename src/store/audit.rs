@@ -47,8 +47,12 @@ pub(super) struct NewEntry<'a> {
     pub details: &'a Value,
 }
 
-/// `INSERT INTO audit … VALUES (…), (…)` for `rows` entries, `$n` placeholders.
-fn insert_sql(rows: usize) -> String {
+/// The query for the chain's head: `(seq, hash)` of the newest entry.
+pub(super) const HEAD_SQL: &str = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
+
+/// `INSERT INTO audit … VALUES (…), (…)` for `rows` entries, `$n` placeholders
+/// in the order of [`Linked`]'s fields.
+pub(super) fn insert_sql(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO audit (seq, at, actor, action, run_id, details, prev_hash, hash) VALUES ",
     );
@@ -70,6 +74,43 @@ fn insert_sql(rows: usize) -> String {
         ));
     }
     sql
+}
+
+/// One entry as it is stored: numbered and hashed onto the chain.
+pub(super) struct Linked<'a> {
+    pub seq: i64,
+    pub at: i64,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub run_id: Option<i64>,
+    pub details: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Numbers and hashes `entries` onto the chain whose head is `head` (`None`
+/// for an empty chain), in order.
+pub(super) fn link<'a>(head: Option<(i64, String)>, entries: &[NewEntry<'a>]) -> Vec<Linked<'a>> {
+    let (mut seq, mut prev_hash) = head.unwrap_or((0, GENESIS.to_string()));
+    entries
+        .iter()
+        .map(|e| {
+            seq += 1;
+            let run_id = e.run.map(|r| r.0);
+            let details = json_text(e.details);
+            let hash = entry_hash(seq, e.at, e.actor, e.action, run_id, &details, &prev_hash);
+            Linked {
+                seq,
+                at: e.at,
+                actor: e.actor,
+                action: e.action,
+                run_id,
+                details,
+                prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
+                hash,
+            }
+        })
+        .collect()
 }
 
 /// Appending inside a transaction of `write_tx!`.
@@ -107,34 +148,28 @@ macro_rules! impl_audit_tx {
                 &mut self,
                 entries: &[NewEntry<'_>],
             ) -> Result<i64, StoreError> {
-                let last: Option<(i64, String)> =
-                    sqlx::query_as("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-                        .fetch_optional(&mut *self)
-                        .await?;
-                let (mut seq, mut prev_hash) = last.unwrap_or((0, GENESIS.to_string()));
-                if entries.is_empty() {
-                    return Ok(seq);
-                }
-                let sql = insert_sql(entries.len());
+                let head: Option<(i64, String)> =
+                    sqlx::query_as(HEAD_SQL).fetch_optional(&mut *self).await?;
+                let head_seq = head.as_ref().map_or(0, |(seq, _)| *seq);
+                let rows = link(head, entries);
+                let Some(last) = rows.last().map(|r| r.seq) else {
+                    return Ok(head_seq);
+                };
+                let sql = insert_sql(rows.len());
                 let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for e in entries {
-                    seq += 1;
-                    let run_id = e.run.map(|r| r.0);
-                    let details = json_text(e.details);
-                    let hash =
-                        entry_hash(seq, e.at, e.actor, e.action, run_id, &details, &prev_hash);
+                for r in rows {
                     insert = insert
-                        .bind(seq)
-                        .bind(e.at)
-                        .bind(e.actor)
-                        .bind(e.action)
-                        .bind(run_id)
-                        .bind(details)
-                        .bind(std::mem::replace(&mut prev_hash, hash.clone()))
-                        .bind(hash);
+                        .bind(r.seq)
+                        .bind(r.at)
+                        .bind(r.actor)
+                        .bind(r.action)
+                        .bind(r.run_id)
+                        .bind(r.details)
+                        .bind(r.prev_hash)
+                        .bind(r.hash);
                 }
                 insert.execute(&mut *self).await?;
-                Ok(seq)
+                Ok(last)
             }
         }
     };

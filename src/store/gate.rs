@@ -20,8 +20,9 @@
 //! synced commit syncs the WAL file and so everything before it, and after a
 //! power cut SQLite keeps a prefix of the commits: what can be lost is only
 //! background work after the last answer (a lapsed lease recovers a run's).
-//! Both connections write only in their turn, so they never contend for
-//! SQLite's own write lock.
+//! Every writer connection (these two, and the run recorder's own synced one,
+//! see `group`) writes only in its turn, so they never contend for SQLite's
+//! own write lock.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -165,30 +166,37 @@ impl WriterGate {
         self.queues.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The writer if it is free; else a place in the queue, woken when the
+    /// turn comes.
+    fn take_or_queue(&self, foreground: bool) -> Result<Turn<'_>, oneshot::Receiver<()>> {
+        let mut q = self.queues();
+        if !q.busy {
+            q.busy = true;
+            return Ok(Turn {
+                gate: self,
+                foreground,
+            });
+        }
+        let (wake, woken) = oneshot::channel();
+        let waiter = Waiter {
+            since: Instant::now(),
+            wake,
+        };
+        if foreground {
+            q.foreground.push_back(waiter);
+        } else {
+            q.background.push_back(waiter);
+        }
+        Err(woken)
+    }
+
     /// Waits for the writer: at once when it is free, else in this task's queue.
     pub(crate) async fn turn(&self) -> Turn<'_> {
         let foreground = in_foreground();
         loop {
-            let wake = {
-                let mut q = self.queues();
-                if !q.busy {
-                    q.busy = true;
-                    return Turn {
-                        gate: self,
-                        foreground,
-                    };
-                }
-                let (wake, woken) = oneshot::channel();
-                let waiter = Waiter {
-                    since: Instant::now(),
-                    wake,
-                };
-                if foreground {
-                    q.foreground.push_back(waiter);
-                } else {
-                    q.background.push_back(waiter);
-                }
-                woken
+            let wake = match self.take_or_queue(foreground) {
+                Ok(turn) => return turn,
+                Err(wake) => wake,
             };
             let mut queued = Queued {
                 gate: self,
@@ -203,6 +211,25 @@ impl WriterGate {
                     gate: self,
                     foreground,
                 };
+            }
+        }
+    }
+
+    /// A foreground turn for a thread of its own, outside any runtime (the
+    /// run recorder): blocks the thread until the turn comes. Never call it
+    /// from async code.
+    pub(crate) fn foreground_turn_blocking(&self) -> Turn<'_> {
+        loop {
+            match self.take_or_queue(true) {
+                Ok(turn) => return turn,
+                Err(wake) => {
+                    if wake.blocking_recv().is_ok() {
+                        return Turn {
+                            gate: self,
+                            foreground: true,
+                        };
+                    }
+                }
             }
         }
     }
@@ -312,6 +339,37 @@ mod tests {
         let t = poll(&mut acks[1]).expect("then foreground");
         drop(t);
         assert!(poll(&mut pool[2]).is_some());
+    }
+
+    #[test]
+    fn a_thread_waits_for_its_turn_in_front_of_background() {
+        // Never overdue here, so the test does not depend on timing.
+        let gate = WriterGate::yielding_at_most(Duration::from_secs(3600));
+        let held = poll(&mut background(&gate)).unwrap();
+        let mut pool = background(&gate);
+        assert!(poll(&mut pool).is_none());
+        let (got, turn_came) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let gate = &gate;
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let turn = gate.foreground_turn_blocking();
+                got.send(turn.durability()).unwrap();
+                released.recv().unwrap();
+            });
+            while gate.queues().foreground.is_empty() {
+                std::thread::yield_now();
+            }
+            assert!(turn_came.try_recv().is_err(), "the thread waits");
+            drop(held);
+            assert_eq!(turn_came.recv().unwrap(), Durability::Synced);
+            assert!(poll(&mut pool).is_none(), "background waits for the thread");
+            release.send(()).unwrap();
+        });
+        assert!(
+            poll(&mut pool).is_some(),
+            "and goes once the thread is done"
+        );
     }
 
     #[test]

@@ -1,27 +1,42 @@
-//! Group commit for new runs on SQLite.
+//! Group commit for new runs on SQLite, on a thread of its own.
 //!
 //! Recording a request is what an ack waits for, and on SQLite every write
 //! goes through one connection, one transaction at a time. So requests that
 //! arrive while a transaction is under way are recorded together in the next
-//! one: one `BEGIN`, one read of the audit chain's head, one `INSERT` for all
-//! their audit entries and one synced `COMMIT`, instead of one of each per run.
-//! Each run is still its own row with its own two entries; the chain is the
-//! same as if they had been recorded one after another.
+//! one: one `BEGIN`, one read of the audit chain's head, the runs' rows and
+//! their audit entries, and one synced `COMMIT`, instead of one of each per
+//! run. Each run is still its own row with its own two entries; the chain is
+//! the same as if they had been recorded one after another.
 //!
-//! One task per store does the recording, in [`super::foreground`] turns. A
-//! batch that fails is retried one run per transaction, so each request gets
+//! The recorder is a thread that owns a connection of its own (`rusqlite`,
+//! `synchronous=FULL`), not a task on one of sqlx's connections: through sqlx
+//! each statement is a round trip to the connection's worker thread, two
+//! thread wake-ups, and a group commit is five statements. Here the whole
+//! transaction runs on the thread, so an ack waits for one hand-over each way
+//! plus the write itself. It writes in foreground turns of the store's
+//! [`gate`](super::gate) like any other writer, so it never contends with
+//! the store's other connections for SQLite's write lock. It runs the same
+//! SQL as `runs.rs` and `audit.rs` (`INSERT_RUN`, `HEAD_SQL`, `insert_sql`,
+//! `link`); a test compares what it returns with the row sqlx reads back.
+//!
+//! A batch that fails is retried one run per transaction, so each request gets
 //! its own answer (a bad one cannot fail the others). Runs with a
 //! `schedule_key` never come here: their unique key is how a schedule's fire
 //! is deduplicated, and they are background work.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::audit::{AuditTx, NewEntry};
+use super::audit::{HEAD_SQL, NewEntry, insert_sql, link};
+use super::gate::WriterGate;
 use super::model::{NewRun, Run};
-use super::runs::{RunsTx, first_entries};
-use super::{Store, StoreError};
+use super::runs::{INSERT_RUN, as_inserted, first_entries, first_stamps};
+use super::{SQLITE_BUSY_TIMEOUT, SQLITE_WAL_LIMIT_BYTES, StoreError, json_text};
+use crate::types::RunId;
 
 /// The most runs one transaction records.
 const MAX_BATCH: usize = 64;
@@ -33,44 +48,81 @@ struct Ask {
     answer: oneshot::Sender<Result<Run, StoreError>>,
 }
 
-/// Hands requests to the store's recording task.
+// Nearly every message is a `Record`: boxing it would add an allocation per
+// request and save nothing.
+#[allow(clippy::large_enum_variant)]
+enum Message {
+    Record(Ask),
+    /// Finish what was asked before, close the connection, then say so.
+    Close(oneshot::Sender<()>),
+}
+
+/// Hands requests to the store's recording thread.
 #[derive(Clone, Debug)]
 pub(super) struct Recorder {
-    asks: mpsc::UnboundedSender<Ask>,
-    /// Transactions that recorded more than one run (tests read it; the task
-    /// logs it when it ends).
+    asks: mpsc::UnboundedSender<Message>,
+    /// Transactions that recorded more than one run (tests read it).
     #[cfg_attr(not(test), allow(dead_code))]
     together: Arc<AtomicU64>,
 }
 
+/// Opens the recorder's connection to the database file at `path`, which the
+/// store has already created and migrated (so it is in WAL mode for good).
+/// The same settings as the store's synced writer.
+fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    conn.pragma_update(None, "journal_size_limit", SQLITE_WAL_LIMIT_BYTES as i64)?;
+    let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Db(sqlx::Error::Configuration(
+            format!("{} is in journal mode {mode}, not WAL", path.display()).into(),
+        )));
+    }
+    Ok(conn)
+}
+
 impl Recorder {
-    /// Starts the recording task on the current runtime. `store` must have no
-    /// recorder of its own (the task would keep itself alive); the task ends
-    /// when the last `Recorder` is dropped.
-    pub(super) fn start(store: Store) -> Recorder {
-        debug_assert!(store.recorder.is_none());
+    /// Opens a connection to the database file at `path` and starts the
+    /// recording thread, which takes its turns at `gate`. The thread ends when
+    /// the last `Recorder` is dropped or [`Recorder::close`] is called.
+    pub(super) fn start(path: &Path, gate: Arc<WriterGate>) -> Result<Recorder, StoreError> {
+        let conn = open(path)?;
         let (asks, inbox) = mpsc::unbounded_channel();
         let together = Arc::new(AtomicU64::new(0));
-        tokio::spawn(super::foreground(record_until_closed(
-            store,
-            inbox,
-            together.clone(),
-        )));
-        Recorder { asks, together }
+        let counter = together.clone();
+        std::thread::Builder::new()
+            .name("execgov-recorder".into())
+            .spawn(move || record_until_closed(conn, &gate, inbox, &counter))
+            .map_err(|e| {
+                StoreError::Db(sqlx::Error::Configuration(
+                    format!("cannot start the run recorder's thread: {e}").into(),
+                ))
+            })?;
+        Ok(Recorder { asks, together })
     }
 
     /// Records `new` in the next group commit. `Err(new)` hands it back when the
-    /// task is gone (its runtime shut down), for the caller to record itself.
+    /// thread is gone (the store closed), for the caller to record itself.
     pub(super) async fn record(
         &self,
         new: NewRun,
         now: i64,
     ) -> Result<Result<Run, StoreError>, NewRun> {
         let (answer, answered) = oneshot::channel();
-        if let Err(e) = self.asks.send(Ask { new, now, answer }) {
-            return Err(e.0.new);
+        if let Err(e) = self.asks.send(Message::Record(Ask { new, now, answer })) {
+            return match e.0 {
+                Message::Record(ask) => Err(ask.new),
+                Message::Close(_) => unreachable!("sent a record"),
+            };
         }
-        // The task answers every ask it takes; no answer means it stopped half-way,
+        // The thread answers every ask it takes; no answer means it stopped half-way,
         // and the run may or may not be recorded: say so rather than record twice.
         Ok(answered.await.unwrap_or_else(|_| {
             Err(StoreError::Db(sqlx::Error::Protocol(
@@ -80,80 +132,166 @@ impl Recorder {
             )))
         }))
     }
+
+    /// Records what was asked before, then closes the connection and ends the thread.
+    pub(super) async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.asks.send(Message::Close(done)).is_ok() {
+            let _ = closed.await;
+        }
+    }
 }
 
-async fn record_until_closed(
-    store: Store,
-    mut inbox: mpsc::UnboundedReceiver<Ask>,
-    together: Arc<AtomicU64>,
+fn record_until_closed(
+    mut conn: Connection,
+    gate: &WriterGate,
+    mut inbox: mpsc::UnboundedReceiver<Message>,
+    together: &AtomicU64,
 ) {
-    while let Some(first) = inbox.recv().await {
+    let mut closing = None;
+    while closing.is_none() {
+        let first = match inbox.blocking_recv() {
+            Some(Message::Record(ask)) => ask,
+            Some(Message::Close(done)) => {
+                closing = Some(done);
+                break;
+            }
+            None => break,
+        };
         let mut batch = vec![first];
-        // Whatever queued while the last batch was being written.
+        let turn = gate.foreground_turn_blocking();
+        // Whatever queued while the last batch was being written, or while
+        // this one waited for its turn.
         while batch.len() < MAX_BATCH {
             match inbox.try_recv() {
-                Ok(ask) => batch.push(ask),
+                Ok(Message::Record(ask)) => batch.push(ask),
+                Ok(Message::Close(done)) => {
+                    closing = Some(done);
+                    break;
+                }
                 Err(_) => break,
             }
         }
-        if batch.len() == 1 {
-            let Ask { new, now, answer } = batch.pop().expect("one ask");
-            let _ = answer.send(store.create_run_now(new, now).await);
-            continue;
+        let answers = record_batch(&mut conn, &batch, together);
+        drop(turn);
+        for (Ask { new, now, answer }, id) in batch.into_iter().zip(answers) {
+            let _ = answer.send(id.map(|id| as_inserted(new, id, now)));
         }
-        match store.create_runs_together(&batch).await {
-            Ok(runs) => {
-                together.fetch_add(1, Ordering::Relaxed);
-                for (ask, run) in batch.into_iter().zip(runs) {
-                    let _ = ask.answer.send(Ok(run));
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, runs = batch.len(), "recording runs together failed; recording them one by one");
-                for Ask { new, now, answer } in batch {
-                    let _ = answer.send(store.create_run_now(new, now).await);
-                }
-            }
-        }
+    }
+    if let Err((_, e)) = conn.close() {
+        tracing::warn!(error = %e, "closing the run recorder's SQLite connection failed");
+    }
+    if let Some(done) = closing {
+        let _ = done.send(());
     }
 }
 
-impl Store {
-    /// Records every ask of `batch` in one transaction, runs in order.
-    async fn create_runs_together(&self, batch: &[Ask]) -> Result<Vec<Run>, StoreError> {
-        let firsts: Vec<_> = batch.iter().map(|a| first_entries(&a.new)).collect();
-        write_tx!(self, |c| {
-            let mut runs = Vec::with_capacity(batch.len());
-            for ask in batch {
-                runs.push(c.insert_run(&ask.new, ask.now).await?);
+/// Records `batch` in one transaction, or when that fails, each ask in one
+/// of its own. The new runs' ids, in order.
+fn record_batch(
+    conn: &mut Connection,
+    batch: &[Ask],
+    together: &AtomicU64,
+) -> Vec<Result<RunId, StoreError>> {
+    if batch.len() > 1 {
+        match record_together(conn, batch) {
+            Ok(ids) => {
+                together.fetch_add(1, Ordering::Relaxed);
+                return ids.into_iter().map(Ok).collect();
             }
-            let mut entries = Vec::with_capacity(2 * batch.len());
-            for ((ask, run), (requested, (state_action, state_details))) in
-                batch.iter().zip(&runs).zip(&firsts)
-            {
-                for (action, details) in [
-                    ("run.requested", requested),
-                    (state_action.as_str(), state_details),
-                ] {
-                    entries.push(NewEntry {
-                        at: ask.now,
-                        actor: &ask.new.requester,
-                        action,
-                        run: Some(run.id),
-                        details,
-                    });
-                }
+            Err(e) => {
+                tracing::warn!(error = %e, runs = batch.len(), "recording runs together failed; recording them one by one");
             }
-            c.append_entries(&entries).await?;
-            Ok::<_, StoreError>(runs)
-        })
+        }
     }
+    batch
+        .iter()
+        .map(|ask| {
+            let ids = record_together(conn, std::slice::from_ref(ask))?;
+            Ok(ids[0])
+        })
+        .collect()
+}
+
+/// One transaction: each run's row, then every run's two audit entries.
+fn record_together(conn: &mut Connection, asks: &[Ask]) -> rusqlite::Result<Vec<RunId>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut ids = Vec::with_capacity(asks.len());
+    {
+        let mut insert = tx.prepare_cached(INSERT_RUN)?;
+        for Ask { new, now, .. } in asks {
+            let (queued_at, finished_at) = first_stamps(new, *now);
+            let id: i64 = insert.query_row(
+                params![
+                    new.script,
+                    json_text(&new.args),
+                    new.requester,
+                    new.requester_person,
+                    json_text(&new.place),
+                    new.state.as_str(),
+                    new.reason,
+                    new.manifest_digest,
+                    new.max_concurrent,
+                    new.timeout_ms,
+                    new.risk,
+                    new.quorum,
+                    json_text(&new.approvers),
+                    new.expires_at,
+                    new.schedule_key,
+                    now,
+                    queued_at,
+                    finished_at,
+                ],
+                |row| row.get("id"),
+            )?;
+            ids.push(RunId(id));
+        }
+    }
+    let firsts: Vec<_> = asks.iter().map(|a| first_entries(&a.new)).collect();
+    let mut entries = Vec::with_capacity(2 * asks.len());
+    for ((ask, id), (requested, (state_action, state_details))) in
+        asks.iter().zip(&ids).zip(&firsts)
+    {
+        for (action, details) in [
+            ("run.requested", requested),
+            (state_action.as_str(), state_details),
+        ] {
+            entries.push(NewEntry {
+                at: ask.now,
+                actor: &ask.new.requester,
+                action,
+                run: Some(*id),
+                details,
+            });
+        }
+    }
+    let head: Option<(i64, String)> = tx
+        .query_row(HEAD_SQL, [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    {
+        let mut append = tx.prepare_cached(&insert_sql(1))?;
+        for r in link(head, &entries) {
+            append.execute(params![
+                r.seq,
+                r.at,
+                r.actor,
+                r.action,
+                r.run_id,
+                r.details,
+                r.prev_hash,
+                r.hash,
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(ids)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::ChainCheck;
+    use crate::store::Store;
     use crate::types::RunState;
     use futures_util::FutureExt;
     use serde_json::json;
@@ -183,9 +321,16 @@ mod tests {
     type Asking<'a> = Pin<Box<dyn Future<Output = Result<Run, StoreError>> + 'a>>;
 
     /// Starts `n` requests and polls each once, so all are queued for the
-    /// recording task before it runs (the test runtime has one thread).
+    /// recording thread, while holding the writer: the thread takes the first
+    /// and waits for its turn, and once the turn comes it finds the others
+    /// queued. So all are in one batch, whatever the timing.
     fn ask_all<'a>(store: &'a Store, scripts: &[&str]) -> Vec<Asking<'a>> {
-        scripts
+        let held = store
+            .gate
+            .turn()
+            .now_or_never()
+            .expect("the writer is free");
+        let asks = scripts
             .iter()
             .enumerate()
             .map(|(i, script)| {
@@ -197,7 +342,9 @@ mod tests {
                 );
                 f
             })
-            .collect()
+            .collect();
+        drop(held);
+        asks
     }
 
     fn together(store: &Store) -> u64 {
@@ -253,5 +400,64 @@ mod tests {
             store.verify_chain().await.unwrap(),
             ChainCheck::Ok { entries: 4 }
         ));
+    }
+    /// What the recorder answers is exactly the row sqlx reads back, for
+    /// each first state and with every column of `NewRun` set.
+    #[tokio::test]
+    async fn the_run_it_answers_is_the_row_as_stored() {
+        let (store, _guard) = crate::store::testing::fresh_store("sqlite").await;
+        let full = |state, reason: Option<&str>| NewRun {
+            script: "report-export".into(),
+            args: json!({ "month": "2026-10", "n": 3, "f": 1.5, "on": true }),
+            requester: "slack:T1/U1".into(),
+            requester_person: Some("alice".into()),
+            place: json!({ "platform": "slack", "channel": "C1", "thread": "1.2" }),
+            manifest_digest: "sha256:abc".into(),
+            max_concurrent: 3,
+            timeout_ms: 45_000,
+            risk: "high".into(),
+            state,
+            reason: reason.map(Into::into),
+            quorum: 2,
+            approvers: json!({ "people": ["bob", "carol"] }),
+            expires_at: Some(99_000),
+            schedule_key: None,
+        };
+        for (i, new) in [
+            full(RunState::Queued, None),
+            full(RunState::Refused, Some("not in the ops group")),
+            full(RunState::AwaitingApproval, None),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let answered = store.create_run(new, 5_000 + i as i64).await.unwrap();
+            let stored = store.get_run(answered.id).await.unwrap();
+            assert_eq!(
+                serde_json::to_value(&answered).unwrap(),
+                serde_json::to_value(&stored).unwrap(),
+                "{:?}",
+                answered.state
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn its_connection_syncs_every_commit() {
+        let (_store, guard) = crate::store::testing::fresh_store("sqlite").await;
+        let conn = open(Path::new(guard.url().trim_start_matches("sqlite://"))).unwrap();
+        let sync: i64 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "FULL");
+    }
+
+    #[tokio::test]
+    async fn after_close_a_request_is_refused_not_lost() {
+        let (store, _guard) = crate::store::testing::fresh_store("sqlite").await;
+        store.create_run(new_run("a", "p"), 1).await.unwrap();
+        store.close().await;
+        let err = store.create_run(new_run("b", "p"), 2).await.unwrap_err();
+        assert!(err.to_string().contains("closed"), "{err}");
     }
 }

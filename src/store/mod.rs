@@ -22,7 +22,8 @@
 //! # Layout
 //! - `model.rs`: the public row types and their decoding.
 //! - `runs.rs`: create, transition, cancel, expiry, lease recovery, queries.
-//! - `group.rs`: group commit of new runs on SQLite.
+//! - `group.rs`: group commit of new runs on SQLite, on a thread and
+//!   connection (`rusqlite`) of its own.
 //! - `gate.rs`: whose turn it is at SQLite's writer, and how durably it commits.
 //! - `writer.rs`: SQLite's two writer connections (synced, written).
 //! - `claim.rs`: handing a queued run to a worker, leases, progress.
@@ -187,6 +188,10 @@ pub enum StoreError {
     Db(sqlx::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A database failure on the SQLite connection that records new runs
+    /// (see `group`), which is not one of sqlx's.
+    #[error("database: {0}")]
+    Recorder(#[from] rusqlite::Error),
     /// A stored value that this code did not write (bad JSON, unknown state).
     #[error("corrupt store: {0}")]
     Corrupt(String),
@@ -209,7 +214,17 @@ impl StoreError {
     /// True when a unique constraint refused the write (a second run with the same
     /// `schedule_key`, an artifact name used twice).
     pub fn is_unique_violation(&self) -> bool {
-        matches!(self, StoreError::Db(sqlx::Error::Database(e)) if e.is_unique_violation())
+        match self {
+            StoreError::Db(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            StoreError::Recorder(e) => e.sqlite_error().is_some_and(|e| {
+                matches!(
+                    e.extended_code,
+                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                        | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                )
+            }),
+            _ => false,
+        }
     }
 
     /// True for failures worth retrying after a pause: the database was unreachable,
@@ -231,6 +246,10 @@ impl StoreError {
                     )
                 }
             }
+            StoreError::Recorder(e) => matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
             _ => false,
         }
     }
@@ -255,7 +274,8 @@ pub struct Store {
     pub(crate) sqlite_writers: Option<std::sync::Arc<writer::SqliteWriters>>,
     /// Orders this process's SQLite writers: those in [`foreground`] first.
     pub(crate) gate: std::sync::Arc<gate::WriterGate>,
-    /// SQLite file only: records new runs in group commits (see `group`).
+    /// SQLite file only: records new runs in group commits, on a thread of
+    /// its own (see `group`).
     recorder: Option<group::Recorder>,
 }
 
@@ -332,7 +352,10 @@ impl Store {
             recorder: None,
         };
         if !in_memory {
-            store.recorder = Some(group::Recorder::start(store.clone()));
+            store.recorder = Some(group::Recorder::start(
+                options.get_filename(),
+                store.gate.clone(),
+            )?);
         }
         Ok(store)
     }
@@ -398,6 +421,9 @@ impl Store {
     pub async fn close(&self) {
         match &self.pool {
             Pool::Sqlite(pool) => {
+                if let Some(recorder) = &self.recorder {
+                    recorder.close().await;
+                }
                 if let Some(writers) = &self.sqlite_writers {
                     writers.close().await;
                 }

@@ -34,6 +34,77 @@ pub(super) struct Audited<'a> {
     pub now: i64,
 }
 
+/// Inserts a new run, `$1`..`$18` bound in this order; returns the row.
+pub(super) const INSERT_RUN: &str = "INSERT INTO runs (script, args, requester, \
+     requester_person, place, state, reason, manifest_digest, max_concurrent, timeout_ms, \
+     risk, quorum, approvers, expires_at, schedule_key, created_at, queued_at, finished_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+     $18) RETURNING *";
+
+/// A new run's `queued_at` and `finished_at`, stamped by its first state.
+pub(super) fn first_stamps(new: &NewRun, now: i64) -> (Option<i64>, Option<i64>) {
+    let queued_at = (new.state == RunState::Queued).then_some(now);
+    let finished_at = new.state.is_final().then_some(now);
+    (queued_at, finished_at)
+}
+
+/// The row `INSERT_RUN` writes for `new` as run `id`: its own columns, and
+/// every other column at its default (nothing has happened to it yet).
+pub(super) fn as_inserted(new: NewRun, id: RunId, now: i64) -> Run {
+    let (queued_at, finished_at) = first_stamps(&new, now);
+    let NewRun {
+        script,
+        args,
+        requester,
+        requester_person,
+        place,
+        manifest_digest,
+        max_concurrent,
+        timeout_ms,
+        risk,
+        state,
+        reason,
+        quorum,
+        approvers,
+        expires_at,
+        schedule_key,
+    } = new;
+    Run {
+        id,
+        script,
+        args,
+        requester,
+        requester_person,
+        place,
+        state,
+        reason,
+        manifest_digest,
+        max_concurrent,
+        timeout_ms,
+        risk,
+        quorum,
+        approvers,
+        expires_at,
+        schedule_key,
+        created_at: now,
+        queued_at,
+        started_at: None,
+        finished_at,
+        exit_code: None,
+        error: None,
+        log_path: None,
+        log_bytes: 0,
+        log_dropped: 0,
+        output_tail: None,
+        result: None,
+        progress_pct: None,
+        progress_text: None,
+        worker: None,
+        lease_until: None,
+        cancel_requested: false,
+    }
+}
+
 macro_rules! impl_runs_tx {
     ($conn:ty) => {
         impl RunsTx for $conn {
@@ -92,35 +163,28 @@ macro_rules! impl_runs_tx {
             }
 
             async fn insert_run(&mut self, new: &NewRun, now: i64) -> Result<Run, StoreError> {
-                let queued_at = (new.state == RunState::Queued).then_some(now);
-                let finished_at = new.state.is_final().then_some(now);
-                let run: Run = sqlx::query_as(
-                    "INSERT INTO runs (script, args, requester, requester_person, place, state, \
-                     reason, manifest_digest, max_concurrent, timeout_ms, risk, quorum, \
-                     approvers, expires_at, schedule_key, created_at, queued_at, finished_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                     $16, $17, $18) RETURNING *",
-                )
-                .bind(&new.script)
-                .bind(json_text(&new.args))
-                .bind(&new.requester)
-                .bind(&new.requester_person)
-                .bind(json_text(&new.place))
-                .bind(new.state.as_str())
-                .bind(&new.reason)
-                .bind(&new.manifest_digest)
-                .bind(new.max_concurrent)
-                .bind(new.timeout_ms)
-                .bind(&new.risk)
-                .bind(new.quorum)
-                .bind(json_text(&new.approvers))
-                .bind(new.expires_at)
-                .bind(&new.schedule_key)
-                .bind(now)
-                .bind(queued_at)
-                .bind(finished_at)
-                .fetch_one(&mut *self)
-                .await?;
+                let (queued_at, finished_at) = first_stamps(new, now);
+                let run: Run = sqlx::query_as(INSERT_RUN)
+                    .bind(&new.script)
+                    .bind(json_text(&new.args))
+                    .bind(&new.requester)
+                    .bind(&new.requester_person)
+                    .bind(json_text(&new.place))
+                    .bind(new.state.as_str())
+                    .bind(&new.reason)
+                    .bind(&new.manifest_digest)
+                    .bind(new.max_concurrent)
+                    .bind(new.timeout_ms)
+                    .bind(&new.risk)
+                    .bind(new.quorum)
+                    .bind(json_text(&new.approvers))
+                    .bind(new.expires_at)
+                    .bind(&new.schedule_key)
+                    .bind(now)
+                    .bind(queued_at)
+                    .bind(finished_at)
+                    .fetch_one(&mut *self)
+                    .await?;
                 Ok(run)
             }
         }
