@@ -18,7 +18,7 @@ use super::{Store, StoreError};
 use crate::types::RunId;
 
 /// `$1` = now, `$2` = worker, `$3` = lease_until.
-const CLAIM_SQLITE: &str = "UPDATE runs SET state = 'running', started_at = $1, worker = $2, \
+pub(super) const CLAIM_SQLITE: &str = "UPDATE runs SET state = 'running', started_at = $1, worker = $2, \
      lease_until = $3 \
      WHERE id = (SELECT q.id FROM runs q WHERE q.state = 'queued' \
          AND (SELECT COUNT(*) FROM runs r WHERE r.script = q.script AND r.state = 'running') \
@@ -84,7 +84,14 @@ impl Store {
         lease_ms: i64,
         now: i64,
     ) -> Result<Option<Run>, StoreError> {
-        write_tx!(self, |c| c.claim_in(worker, now + lease_ms, now).await)
+        let lease_until = now + lease_ms;
+        if let Some(writer) = self.background_writer() {
+            let worker_id = worker.to_string();
+            return writer
+                .write(move |c| super::direct::claim(c, &worker_id, lease_until, now))
+                .await;
+        }
+        write_tx!(self, |c| c.claim_in(worker, lease_until, now).await)
     }
 
     /// Extends the lease of a run `worker` holds. `false` when it no longer holds it

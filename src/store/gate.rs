@@ -45,7 +45,7 @@ pub async fn foreground<F: Future>(work: F) -> F::Output {
     FOREGROUND.scope((), work).await
 }
 
-fn in_foreground() -> bool {
+pub(super) fn in_foreground() -> bool {
     FOREGROUND.try_with(|_| ()).is_ok()
 }
 
@@ -215,18 +215,18 @@ impl WriterGate {
         }
     }
 
-    /// A foreground turn for a thread of its own, outside any runtime (the
-    /// run recorder): blocks the thread until the turn comes. Never call it
-    /// from async code.
-    pub(crate) fn foreground_turn_blocking(&self) -> Turn<'_> {
+    /// A turn for a thread of its own, outside any runtime (the run recorder,
+    /// the background writer): blocks the thread until the turn comes. Never
+    /// call it from async code.
+    pub(crate) fn turn_blocking(&self, foreground: bool) -> Turn<'_> {
         loop {
-            match self.take_or_queue(true) {
+            match self.take_or_queue(foreground) {
                 Ok(turn) => return turn,
                 Err(wake) => {
                     if wake.blocking_recv().is_ok() {
                         return Turn {
                             gate: self,
-                            foreground: true,
+                            foreground,
                         };
                     }
                 }
@@ -353,7 +353,7 @@ mod tests {
         let gate = &gate;
         std::thread::scope(|s| {
             s.spawn(move || {
-                let turn = gate.foreground_turn_blocking();
+                let turn = gate.turn_blocking(true);
                 got.send(turn.durability()).unwrap();
                 released.recv().unwrap();
             });

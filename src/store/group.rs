@@ -16,8 +16,8 @@
 //! plus the write itself. It writes in foreground turns of the store's
 //! [`gate`](super::gate) like any other writer, so it never contends with
 //! the store's other connections for SQLite's write lock. It runs the same
-//! SQL as `runs.rs` and `audit.rs` (`INSERT_RUN`, `HEAD_SQL`, `insert_sql`,
-//! `link`); a test compares what it returns with the row sqlx reads back.
+//! SQL as `runs.rs` (`INSERT_RUN`) and appends to the chain as `direct`
+//! does; a test compares what it returns with the row sqlx reads back.
 //!
 //! A batch that fails is retried one run per transaction, so each request gets
 //! its own answer (a bad one cannot fail the others). Runs with a
@@ -28,14 +28,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::audit::{HEAD_SQL, NewEntry, insert_sql, link};
+use super::audit::NewEntry;
+use super::direct::{append, query_first};
 use super::gate::WriterGate;
 use super::model::{NewRun, Run};
 use super::runs::{INSERT_RUN, as_inserted, first_entries, first_stamps};
-use super::{SQLITE_BUSY_TIMEOUT, SQLITE_WAL_LIMIT_BYTES, StoreError, json_text};
+use super::{StoreError, json_text};
 use crate::types::RunId;
 
 /// The most runs one transaction records.
@@ -66,34 +67,12 @@ pub(super) struct Recorder {
     together: Arc<AtomicU64>,
 }
 
-/// Opens the recorder's connection to the database file at `path`, which the
-/// store has already created and migrated (so it is in WAL mode for good).
-/// The same settings as the store's synced writer.
-fn open(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", true)?;
-    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-    conn.pragma_update(None, "journal_size_limit", SQLITE_WAL_LIMIT_BYTES as i64)?;
-    let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Db(sqlx::Error::Configuration(
-            format!("{} is in journal mode {mode}, not WAL", path.display()).into(),
-        )));
-    }
-    Ok(conn)
-}
-
 impl Recorder {
     /// Opens a connection to the database file at `path` and starts the
     /// recording thread, which takes its turns at `gate`. The thread ends when
     /// the last `Recorder` is dropped or [`Recorder::close`] is called.
     pub(super) fn start(path: &Path, gate: Arc<WriterGate>) -> Result<Recorder, StoreError> {
-        let conn = open(path)?;
+        let conn = super::direct::open(path, "FULL")?;
         let (asks, inbox) = mpsc::unbounded_channel();
         let together = Arc::new(AtomicU64::new(0));
         let counter = together.clone();
@@ -159,7 +138,7 @@ fn record_until_closed(
             None => break,
         };
         let mut batch = vec![first];
-        let turn = gate.foreground_turn_blocking();
+        let turn = gate.turn_blocking(true);
         // Whatever queued while the last batch was being written, or while
         // this one waited for its turn.
         while batch.len() < MAX_BATCH {
@@ -218,10 +197,11 @@ fn record_together(conn: &mut Connection, asks: &[Ask]) -> rusqlite::Result<Vec<
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut ids = Vec::with_capacity(asks.len());
     {
-        let mut insert = tx.prepare_cached(INSERT_RUN)?;
         for Ask { new, now, .. } in asks {
             let (queued_at, finished_at) = first_stamps(new, *now);
-            let id: i64 = insert.query_row(
+            let id: i64 = query_first(
+                &tx,
+                INSERT_RUN,
                 params![
                     new.script,
                     json_text(&new.args),
@@ -243,7 +223,8 @@ fn record_together(conn: &mut Connection, asks: &[Ask]) -> rusqlite::Result<Vec<
                     finished_at,
                 ],
                 |row| row.get("id"),
-            )?;
+            )?
+            .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
             ids.push(RunId(id));
         }
     }
@@ -265,24 +246,7 @@ fn record_together(conn: &mut Connection, asks: &[Ask]) -> rusqlite::Result<Vec<
             });
         }
     }
-    let head: Option<(i64, String)> = tx
-        .query_row(HEAD_SQL, [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    {
-        let mut append = tx.prepare_cached(&insert_sql(1))?;
-        for r in link(head, &entries) {
-            append.execute(params![
-                r.seq,
-                r.at,
-                r.actor,
-                r.action,
-                r.run_id,
-                r.details,
-                r.prev_hash,
-                r.hash,
-            ])?;
-        }
-    }
+    append(&tx, &entries)?;
     tx.commit()?;
     Ok(ids)
 }
@@ -445,7 +409,11 @@ mod tests {
     #[tokio::test]
     async fn its_connection_syncs_every_commit() {
         let (_store, guard) = crate::store::testing::fresh_store("sqlite").await;
-        let conn = open(Path::new(guard.url().trim_start_matches("sqlite://"))).unwrap();
+        let conn = super::super::direct::open(
+            Path::new(guard.url().trim_start_matches("sqlite://")),
+            "FULL",
+        )
+        .unwrap();
         let sync: i64 = conn
             .pragma_query_value(None, "synchronous", |r| r.get(0))
             .unwrap();

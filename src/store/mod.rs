@@ -25,7 +25,9 @@
 //! - `group.rs`: group commit of new runs on SQLite, on a thread and
 //!   connection (`rusqlite`) of its own.
 //! - `gate.rs`: whose turn it is at SQLite's writer, and how durably it commits.
-//! - `writer.rs`: SQLite's two writer connections (synced, written).
+//! - `writer.rs`: SQLite's two sqlx writer connections (synced, written).
+//! - `direct.rs`: SQLite writes on threads that own a `rusqlite` connection
+//!   (claims and finishes of background callers; the recorder's append).
 //! - `claim.rs`: handing a queued run to a worker, leases, progress.
 //! - `approvals.rs`: one decision per approver, quorum.
 //! - `audit.rs`: appending to and verifying the chain.
@@ -130,6 +132,7 @@ macro_rules! write_conn {
 mod approvals;
 mod audit;
 mod claim;
+mod direct;
 mod gate;
 mod group;
 mod misc;
@@ -277,6 +280,9 @@ pub struct Store {
     /// SQLite file only: records new runs in group commits, on a thread of
     /// its own (see `group`).
     recorder: Option<group::Recorder>,
+    /// SQLite file only: claims and a run's finish, on a thread of their own
+    /// (see `direct`).
+    background: Option<direct::BackgroundWriter>,
 }
 
 impl std::fmt::Debug for Store {
@@ -350,8 +356,13 @@ impl Store {
             sqlite_writers,
             gate: Default::default(),
             recorder: None,
+            background: None,
         };
         if !in_memory {
+            store.background = Some(direct::BackgroundWriter::start(
+                options.get_filename(),
+                store.gate.clone(),
+            )?);
             store.recorder = Some(group::Recorder::start(
                 options.get_filename(),
                 store.gate.clone(),
@@ -372,6 +383,7 @@ impl Store {
             sqlite_writers: None,
             gate: Default::default(),
             recorder: None,
+            background: None,
         })
     }
 
@@ -386,6 +398,13 @@ impl Store {
             Some(writers) => writers.lock(turn).await,
             None => writer::WriteConn::pooled(pool).await,
         }
+    }
+
+    /// The thread that writes claims and finishes, when this is a SQLite file
+    /// and the caller is background work (a foreground caller's write must be
+    /// synced, and goes ahead through the gate's foreground queue).
+    fn background_writer(&self) -> Option<&direct::BackgroundWriter> {
+        self.background.as_ref().filter(|_| !gate::in_foreground())
     }
 
     /// `"sqlite"` or `"postgres"`, for logs, `/healthz` and tests.
@@ -423,6 +442,9 @@ impl Store {
             Pool::Sqlite(pool) => {
                 if let Some(recorder) = &self.recorder {
                     recorder.close().await;
+                }
+                if let Some(background) = &self.background {
+                    background.close().await;
                 }
                 if let Some(writers) = &self.sqlite_writers {
                     writers.close().await;

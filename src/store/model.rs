@@ -182,47 +182,74 @@ pub(crate) fn parse_state(text: &str) -> Result<RunState, sqlx::Error> {
         .ok_or_else(|| sqlx::Error::Decode(format!("unknown run state `{text}`").into()))
 }
 
+/// A `Run` from row `$r`, each column read with `$r.$get("column")?`, JSON
+/// columns parsed with `$json` and the state with `$state`: one field list for
+/// sqlx's rows of both backends and for rusqlite's (the writer threads).
+macro_rules! run_from_row {
+    ($r:ident . $get:ident, $json:path, $state:path) => {{
+        let text = |column: &str| -> Result<String, _> { $r.$get(column) };
+        let result: Option<String> = $r.$get("result")?;
+        Run {
+            id: RunId($r.$get("id")?),
+            script: $r.$get("script")?,
+            args: $json("args", &text("args")?)?,
+            requester: $r.$get("requester")?,
+            requester_person: $r.$get("requester_person")?,
+            place: $json("place", &text("place")?)?,
+            state: $state(&text("state")?)?,
+            reason: $r.$get("reason")?,
+            manifest_digest: $r.$get("manifest_digest")?,
+            max_concurrent: $r.$get("max_concurrent")?,
+            timeout_ms: $r.$get("timeout_ms")?,
+            risk: $r.$get("risk")?,
+            quorum: $r.$get("quorum")?,
+            approvers: $json("approvers", &text("approvers")?)?,
+            expires_at: $r.$get("expires_at")?,
+            schedule_key: $r.$get("schedule_key")?,
+            created_at: $r.$get("created_at")?,
+            queued_at: $r.$get("queued_at")?,
+            started_at: $r.$get("started_at")?,
+            finished_at: $r.$get("finished_at")?,
+            exit_code: $r.$get("exit_code")?,
+            error: $r.$get("error")?,
+            log_path: $r.$get("log_path")?,
+            log_bytes: $r.$get("log_bytes")?,
+            log_dropped: $r.$get("log_dropped")?,
+            output_tail: $r.$get("output_tail")?,
+            result: result.map(|t| $json("result", &t)).transpose()?,
+            progress_pct: $r.$get("progress_pct")?,
+            progress_text: $r.$get("progress_text")?,
+            worker: $r.$get("worker")?,
+            lease_until: $r.$get("lease_until")?,
+            cancel_requested: $r.$get("cancel_requested")?,
+        }
+    }};
+}
+
+impl Run {
+    /// A `runs` row read through rusqlite, on the store's writer threads.
+    pub(super) fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
+        let json = |what: &str, text: &str| {
+            parse_json(what, text).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+            })
+        };
+        let state = |text: &str| {
+            parse_state(text).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+            })
+        };
+        Ok(run_from_row!(r.get, json, state))
+    }
+}
+
 /// `FromRow` for both backends' rows, written once.
 macro_rules! impl_from_row {
     ($row:ty) => {
         impl sqlx::FromRow<'_, $row> for Run {
             fn from_row(r: &$row) -> Result<Self, sqlx::Error> {
                 use sqlx::Row;
-                let result: Option<String> = r.try_get("result")?;
-                Ok(Run {
-                    id: RunId(r.try_get("id")?),
-                    script: r.try_get("script")?,
-                    args: parse_json("args", r.try_get("args")?)?,
-                    requester: r.try_get("requester")?,
-                    requester_person: r.try_get("requester_person")?,
-                    place: parse_json("place", r.try_get("place")?)?,
-                    state: parse_state(r.try_get("state")?)?,
-                    reason: r.try_get("reason")?,
-                    manifest_digest: r.try_get("manifest_digest")?,
-                    max_concurrent: r.try_get("max_concurrent")?,
-                    timeout_ms: r.try_get("timeout_ms")?,
-                    risk: r.try_get("risk")?,
-                    quorum: r.try_get("quorum")?,
-                    approvers: parse_json("approvers", r.try_get("approvers")?)?,
-                    expires_at: r.try_get("expires_at")?,
-                    schedule_key: r.try_get("schedule_key")?,
-                    created_at: r.try_get("created_at")?,
-                    queued_at: r.try_get("queued_at")?,
-                    started_at: r.try_get("started_at")?,
-                    finished_at: r.try_get("finished_at")?,
-                    exit_code: r.try_get("exit_code")?,
-                    error: r.try_get("error")?,
-                    log_path: r.try_get("log_path")?,
-                    log_bytes: r.try_get("log_bytes")?,
-                    log_dropped: r.try_get("log_dropped")?,
-                    output_tail: r.try_get("output_tail")?,
-                    result: result.map(|t| parse_json("result", &t)).transpose()?,
-                    progress_pct: r.try_get("progress_pct")?,
-                    progress_text: r.try_get("progress_text")?,
-                    worker: r.try_get("worker")?,
-                    lease_until: r.try_get("lease_until")?,
-                    cancel_requested: r.try_get("cancel_requested")?,
-                })
+                Ok(run_from_row!(r.try_get, parse_json, parse_state))
             }
         }
 

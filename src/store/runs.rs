@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use tracing::instrument;
 
 use super::audit::{AuditTx, NewEntry};
+use super::direct::OwnedAudit;
 use super::model::{NewRun, Run, RunFilter, RunPatch};
 use super::{Store, StoreError, json_text};
 use crate::types::{RunId, RunState};
@@ -32,6 +33,66 @@ pub(super) struct Audited<'a> {
     pub details: Value,
     pub patch: RunPatch,
     pub now: i64,
+}
+
+/// One run by id.
+pub(super) const FETCH_RUN: &str = "SELECT * FROM runs WHERE id = $1";
+
+/// Moves run `$1` from state `$2` to `$3`, setting the columns of [`Moved`]
+/// (`$4`..`$14`, in its field order); returns the row, or none if the run
+/// was not in `$2`.
+pub(super) const TRANSITION: &str = "UPDATE runs SET state = $3, queued_at = $4, \
+     started_at = $5, finished_at = $6, exit_code = $7, error = $8, log_path = $9, \
+     log_bytes = $10, log_dropped = $11, output_tail = $12, \
+     result = COALESCE($13, result), reason = $14 \
+     WHERE id = $1 AND state = $2 RETURNING *";
+
+/// The columns a transition writes besides the state.
+pub(super) struct Moved {
+    pub queued_at: Option<i64>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub exit_code: Option<i64>,
+    pub error: Option<String>,
+    pub log_path: Option<String>,
+    pub log_bytes: i64,
+    pub log_dropped: i64,
+    pub output_tail: Option<String>,
+    /// JSON text, or `None` to keep the stored result.
+    pub result: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// What moving `run` to `to` writes: the state's timestamp stamped at `now`,
+/// `patch` over the stored columns. Refuses an arrow the lifecycle lacks.
+pub(super) fn moved(run: &Run, to: RunState, p: RunPatch, now: i64) -> Result<Moved, StoreError> {
+    let from = run.state;
+    if !from.can_become(to) {
+        return Err(StoreError::InvalidTransition {
+            run: run.id,
+            from,
+            to,
+        });
+    }
+    let stamp = |when: bool, old: Option<i64>| if when { Some(now) } else { old };
+    Ok(Moved {
+        queued_at: stamp(to == RunState::Queued, run.queued_at),
+        started_at: stamp(to == RunState::Running, run.started_at),
+        finished_at: stamp(to.is_final(), run.finished_at),
+        exit_code: p.exit_code.or(run.exit_code),
+        error: p.error.or_else(|| run.error.clone()),
+        log_path: p.log_path.or_else(|| run.log_path.clone()),
+        log_bytes: p.log_bytes.unwrap_or(run.log_bytes),
+        log_dropped: p.log_dropped.unwrap_or(run.log_dropped),
+        output_tail: p.output_tail.or_else(|| run.output_tail.clone()),
+        result: p.result.as_ref().map(json_text),
+        reason: p.reason.or_else(|| run.reason.clone()),
+    })
+}
+
+/// Under the write lock nobody else can have moved the run; say so if they did.
+pub(super) fn changed_outside_the_lock(id: RunId) -> StoreError {
+    StoreError::Corrupt(format!("run {id} changed state outside the write lock"))
 }
 
 /// Inserts a new run, `$1`..`$18` bound in this order; returns the row.
@@ -109,7 +170,7 @@ macro_rules! impl_runs_tx {
     ($conn:ty) => {
         impl RunsTx for $conn {
             async fn fetch_run(&mut self, id: RunId) -> Result<Run, StoreError> {
-                sqlx::query_as("SELECT * FROM runs WHERE id = $1")
+                sqlx::query_as(FETCH_RUN)
                     .bind(id.0)
                     .fetch_optional(&mut *self)
                     .await?
@@ -123,40 +184,25 @@ macro_rules! impl_runs_tx {
                 a: Audited<'_>,
             ) -> Result<Run, StoreError> {
                 let run = self.fetch_run(id).await?;
-                let from = run.state;
-                if !from.can_become(to) {
-                    return Err(StoreError::InvalidTransition { run: id, from, to });
-                }
-                let stamp = |when: bool, old: Option<i64>| if when { Some(a.now) } else { old };
-                let p = a.patch;
-                let result = p.result.as_ref().map(json_text);
-                let updated: Option<Run> = sqlx::query_as(
-                    "UPDATE runs SET state = $3, queued_at = $4, started_at = $5, \
-                     finished_at = $6, exit_code = $7, error = $8, log_path = $9, \
-                     log_bytes = $10, log_dropped = $11, output_tail = $12, \
-                     result = COALESCE($13, result), reason = $14 \
-                     WHERE id = $1 AND state = $2 RETURNING *",
-                )
-                .bind(id.0)
-                .bind(from.as_str())
-                .bind(to.as_str())
-                .bind(stamp(to == RunState::Queued, run.queued_at))
-                .bind(stamp(to == RunState::Running, run.started_at))
-                .bind(stamp(to.is_final(), run.finished_at))
-                .bind(p.exit_code.or(run.exit_code))
-                .bind(p.error.or(run.error))
-                .bind(p.log_path.or(run.log_path))
-                .bind(p.log_bytes.unwrap_or(run.log_bytes))
-                .bind(p.log_dropped.unwrap_or(run.log_dropped))
-                .bind(p.output_tail.or(run.output_tail))
-                .bind(result)
-                .bind(p.reason.or(run.reason))
-                .fetch_optional(&mut *self)
-                .await?;
-                // Under the write lock nobody else can have moved it; say so if they did.
-                let updated = updated.ok_or_else(|| {
-                    StoreError::Corrupt(format!("run {id} changed state outside the write lock"))
-                })?;
+                let m = moved(&run, to, a.patch, a.now)?;
+                let updated: Option<Run> = sqlx::query_as(TRANSITION)
+                    .bind(id.0)
+                    .bind(run.state.as_str())
+                    .bind(to.as_str())
+                    .bind(m.queued_at)
+                    .bind(m.started_at)
+                    .bind(m.finished_at)
+                    .bind(m.exit_code)
+                    .bind(m.error)
+                    .bind(m.log_path)
+                    .bind(m.log_bytes)
+                    .bind(m.log_dropped)
+                    .bind(m.output_tail)
+                    .bind(m.result)
+                    .bind(m.reason)
+                    .fetch_optional(&mut *self)
+                    .await?;
+                let updated = updated.ok_or_else(|| changed_outside_the_lock(id))?;
                 self.append_audit(a.now, a.actor, a.action, Some(id), &a.details)
                     .await?;
                 Ok(updated)
@@ -281,6 +327,18 @@ impl Store {
         patch: RunPatch,
         now: i64,
     ) -> Result<Run, StoreError> {
+        if let Some(writer) = self.background_writer() {
+            let a = OwnedAudit {
+                actor: actor.to_string(),
+                action: action.to_string(),
+                details,
+                patch,
+                now,
+            };
+            return writer
+                .write(move |c| super::direct::transition(c, id, to, a))
+                .await;
+        }
         let a = Audited {
             actor,
             action,
