@@ -51,10 +51,11 @@ pub(super) fn open(path: &Path, sync: &str) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// Runs `sql` with `values[i]` bound to its parameter `$i+1`, and maps its
-/// first row, if any, with `f`. Bound by name: SQLite numbers `$n` parameters
-/// in their order of first appearance in the SQL, not by `n`, so binding by
-/// position would put `TRANSITION`'s `$1` where `$3` is.
+/// Runs `sql` with `values[n-1]` bound to its parameter `$n`, and maps its
+/// first row, if any, with `f`. Bound by each parameter's name: SQLite
+/// numbers `$n` parameters in their order of first appearance in the SQL,
+/// not by `n`, so binding by position would put `TRANSITION`'s `$1` where
+/// `$3` is.
 pub(super) fn query_first<T>(
     conn: &Connection,
     sql: &str,
@@ -62,8 +63,14 @@ pub(super) fn query_first<T>(
     f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<Option<T>> {
     let mut stmt = conn.prepare_cached(sql)?;
-    for (i, value) in values.iter().enumerate() {
-        stmt.raw_bind_parameter(format!("${}", i + 1).as_str(), value)?;
+    for index in 1..=stmt.parameter_count() {
+        let name = stmt.parameter_name(index).unwrap_or("?");
+        let n = name
+            .strip_prefix('$')
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| (1..=values.len()).contains(n))
+            .ok_or_else(|| rusqlite::Error::InvalidParameterName(name.to_string()))?;
+        stmt.raw_bind_parameter(index, values[n - 1])?;
     }
     let mut rows = stmt.raw_query();
     rows.next()?.map(f).transpose()
@@ -98,47 +105,57 @@ pub(super) fn append(conn: &Connection, entries: &[NewEntry<'_>]) -> rusqlite::R
     Ok(last)
 }
 
-/// A transaction to run on the background writer's thread.
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
-
-enum Message {
-    Write(Job),
-    /// Finish the jobs sent before, close the connection, then say so.
+/// What a writer thread is sent: work of its kind, or the request to close.
+pub(super) enum Message<W> {
+    Work(W),
+    /// Finish the work sent before, close the connection, then say so.
     Close(oneshot::Sender<()>),
 }
 
-/// A thread with a `synchronous=NORMAL` connection that runs background
-/// transactions (claims, a run's finish) in background turns.
-#[derive(Clone, Debug)]
-pub(super) struct BackgroundWriter {
-    jobs: mpsc::UnboundedSender<Message>,
+/// The sending end of a thread that owns a writer connection.
+pub(super) struct WriterThread<W> {
+    inbox: mpsc::UnboundedSender<Message<W>>,
 }
 
-impl BackgroundWriter {
-    /// Opens the connection and starts the thread; it ends when the last
-    /// `BackgroundWriter` is dropped or [`BackgroundWriter::close`] is called.
-    pub(super) fn start(path: &Path, gate: Arc<WriterGate>) -> Result<Self, StoreError> {
-        let mut conn = open(path, "NORMAL")?;
-        let (jobs, mut inbox) = mpsc::unbounded_channel();
+impl<W> Clone for WriterThread<W> {
+    fn clone(&self) -> Self {
+        WriterThread {
+            inbox: self.inbox.clone(),
+        }
+    }
+}
+
+impl<W> std::fmt::Debug for WriterThread<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterThread").finish_non_exhaustive()
+    }
+}
+
+impl<W: Send + 'static> WriterThread<W> {
+    /// Opens a connection to `path` (see [`open`]) and starts thread `name`,
+    /// which runs `serve` until it returns: when the last sender is dropped
+    /// (`None`), or with the close request it took. Then the thread closes
+    /// the connection and answers that request.
+    pub(super) fn start(
+        name: &str,
+        path: &Path,
+        sync: &str,
+        serve: impl FnOnce(
+            &mut Connection,
+            mpsc::UnboundedReceiver<Message<W>>,
+        ) -> Option<oneshot::Sender<()>>
+        + Send
+        + 'static,
+    ) -> Result<Self, StoreError> {
+        let mut conn = open(path, sync)?;
+        let (inbox, receiver) = mpsc::unbounded_channel();
+        let thread = name.to_string();
         std::thread::Builder::new()
-            .name("execgov-writer".into())
+            .name(name.into())
             .spawn(move || {
-                let mut closing = None;
-                while let Some(message) = inbox.blocking_recv() {
-                    match message {
-                        Message::Write(job) => {
-                            let turn = gate.turn_blocking(false);
-                            job(&mut conn);
-                            drop(turn);
-                        }
-                        Message::Close(done) => {
-                            closing = Some(done);
-                            break;
-                        }
-                    }
-                }
+                let closing = serve(&mut conn, receiver);
                 if let Err((_, e)) = conn.close() {
-                    tracing::warn!(error = %e, "closing the background writer's SQLite connection failed");
+                    tracing::warn!(error = %e, thread, "closing a writer thread's SQLite connection failed");
                 }
                 if let Some(done) = closing {
                     let _ = done.send(());
@@ -146,10 +163,63 @@ impl BackgroundWriter {
             })
             .map_err(|e| {
                 StoreError::Db(sqlx::Error::Configuration(
-                    format!("cannot start the background writer's thread: {e}").into(),
+                    format!("cannot start the store's {name} thread: {e}").into(),
                 ))
             })?;
-        Ok(BackgroundWriter { jobs })
+        Ok(WriterThread { inbox })
+    }
+
+    /// Hands `work` to the thread; `Err(work)` back once it has ended.
+    pub(super) fn send(&self, work: W) -> Result<(), W> {
+        self.inbox.send(Message::Work(work)).map_err(|e| match e.0 {
+            Message::Work(work) => work,
+            Message::Close(_) => unreachable!("sent work"),
+        })
+    }
+
+    /// Lets the thread finish the work sent before, then close its
+    /// connection and end.
+    pub(super) async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.inbox.send(Message::Close(done)).is_ok() {
+            let _ = closed.await;
+        }
+    }
+}
+
+/// A transaction to run on the background writer's thread.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A thread with a `synchronous=NORMAL` connection that runs background
+/// transactions (claims, a run's finish) in background turns.
+#[derive(Clone, Debug)]
+pub(super) struct BackgroundWriter {
+    thread: WriterThread<Job>,
+}
+
+impl BackgroundWriter {
+    /// Opens the connection and starts the thread; it ends when the last
+    /// `BackgroundWriter` is dropped or [`BackgroundWriter::close`] is called.
+    pub(super) fn start(path: &Path, gate: Arc<WriterGate>) -> Result<Self, StoreError> {
+        let thread = WriterThread::<Job>::start(
+            "execgov-writer",
+            path,
+            "NORMAL",
+            move |conn, mut inbox| {
+                while let Some(message) = inbox.blocking_recv() {
+                    match message {
+                        Message::Work(job) => {
+                            let turn = gate.turn_blocking(false);
+                            job(conn);
+                            drop(turn);
+                        }
+                        Message::Close(done) => return Some(done),
+                    }
+                }
+                None
+            },
+        )?;
+        Ok(BackgroundWriter { thread })
     }
 
     /// Runs `work` in one `BEGIN IMMEDIATE` transaction on the thread, in a
@@ -173,16 +243,13 @@ impl BackgroundWriter {
             let _ = answer.send(out);
         });
         let closed = || StoreError::Db(sqlx::Error::PoolClosed);
-        self.jobs.send(Message::Write(job)).map_err(|_| closed())?;
+        self.thread.send(job).map_err(|_| closed())?;
         answered.await.map_err(|_| closed())?
     }
 
     /// Runs the jobs sent before, then closes the connection and ends the thread.
     pub(super) async fn close(&self) {
-        let (done, closed) = oneshot::channel();
-        if self.jobs.send(Message::Close(done)).is_ok() {
-            let _ = closed.await;
-        }
+        self.thread.close().await;
     }
 }
 
@@ -233,13 +300,14 @@ pub(super) fn transition(
 ) -> Result<Run, StoreError> {
     let run = query_first(conn, FETCH_RUN, params![id.0], Run::from_rusqlite)?
         .ok_or(StoreError::NotFound(id))?;
-    let m = moved(&run, to, a.patch, a.now)?;
+    let from = run.state;
+    let m = moved(run, to, a.patch, a.now)?;
     let updated = query_first(
         conn,
         TRANSITION,
         params![
             id.0,
-            run.state.as_str(),
+            from.as_str(),
             to.as_str(),
             m.queued_at,
             m.started_at,

@@ -32,7 +32,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::audit::NewEntry;
-use super::direct::{append, query_first};
+use super::direct::{Message, WriterThread, append, query_first};
 use super::gate::WriterGate;
 use super::model::{NewRun, Run};
 use super::runs::{INSERT_RUN, as_inserted, first_entries, first_stamps};
@@ -49,19 +49,10 @@ struct Ask {
     answer: oneshot::Sender<Result<Run, StoreError>>,
 }
 
-// Nearly every message is a `Record`: boxing it would add an allocation per
-// request and save nothing.
-#[allow(clippy::large_enum_variant)]
-enum Message {
-    Record(Ask),
-    /// Finish what was asked before, close the connection, then say so.
-    Close(oneshot::Sender<()>),
-}
-
 /// Hands requests to the store's recording thread.
 #[derive(Clone, Debug)]
 pub(super) struct Recorder {
-    asks: mpsc::UnboundedSender<Message>,
+    thread: WriterThread<Ask>,
     /// Transactions that recorded more than one run (tests read it).
     #[cfg_attr(not(test), allow(dead_code))]
     together: Arc<AtomicU64>,
@@ -72,19 +63,12 @@ impl Recorder {
     /// recording thread, which takes its turns at `gate`. The thread ends when
     /// the last `Recorder` is dropped or [`Recorder::close`] is called.
     pub(super) fn start(path: &Path, gate: Arc<WriterGate>) -> Result<Recorder, StoreError> {
-        let conn = super::direct::open(path, "FULL")?;
-        let (asks, inbox) = mpsc::unbounded_channel();
         let together = Arc::new(AtomicU64::new(0));
         let counter = together.clone();
-        std::thread::Builder::new()
-            .name("execgov-recorder".into())
-            .spawn(move || record_until_closed(conn, &gate, inbox, &counter))
-            .map_err(|e| {
-                StoreError::Db(sqlx::Error::Configuration(
-                    format!("cannot start the run recorder's thread: {e}").into(),
-                ))
-            })?;
-        Ok(Recorder { asks, together })
+        let thread = WriterThread::start("execgov-recorder", path, "FULL", move |conn, inbox| {
+            record_until_closed(conn, &gate, inbox, &counter)
+        })?;
+        Ok(Recorder { thread, together })
     }
 
     /// Records `new` in the next group commit. `Err(new)` hands it back when the
@@ -95,11 +79,8 @@ impl Recorder {
         now: i64,
     ) -> Result<Result<Run, StoreError>, NewRun> {
         let (answer, answered) = oneshot::channel();
-        if let Err(e) = self.asks.send(Message::Record(Ask { new, now, answer })) {
-            return match e.0 {
-                Message::Record(ask) => Err(ask.new),
-                Message::Close(_) => unreachable!("sent a record"),
-            };
+        if let Err(ask) = self.thread.send(Ask { new, now, answer }) {
+            return Err(ask.new);
         }
         // The thread answers every ask it takes; no answer means it stopped half-way,
         // and the run may or may not be recorded: say so rather than record twice.
@@ -114,23 +95,22 @@ impl Recorder {
 
     /// Records what was asked before, then closes the connection and ends the thread.
     pub(super) async fn close(&self) {
-        let (done, closed) = oneshot::channel();
-        if self.asks.send(Message::Close(done)).is_ok() {
-            let _ = closed.await;
-        }
+        self.thread.close().await;
     }
 }
 
+/// Records batches until the last sender is gone or a close request comes,
+/// which it returns.
 fn record_until_closed(
-    mut conn: Connection,
+    conn: &mut Connection,
     gate: &WriterGate,
-    mut inbox: mpsc::UnboundedReceiver<Message>,
+    mut inbox: mpsc::UnboundedReceiver<Message<Ask>>,
     together: &AtomicU64,
-) {
+) -> Option<oneshot::Sender<()>> {
     let mut closing = None;
     while closing.is_none() {
         let first = match inbox.blocking_recv() {
-            Some(Message::Record(ask)) => ask,
+            Some(Message::Work(ask)) => ask,
             Some(Message::Close(done)) => {
                 closing = Some(done);
                 break;
@@ -143,7 +123,7 @@ fn record_until_closed(
         // this one waited for its turn.
         while batch.len() < MAX_BATCH {
             match inbox.try_recv() {
-                Ok(Message::Record(ask)) => batch.push(ask),
+                Ok(Message::Work(ask)) => batch.push(ask),
                 Ok(Message::Close(done)) => {
                     closing = Some(done);
                     break;
@@ -151,18 +131,13 @@ fn record_until_closed(
                 Err(_) => break,
             }
         }
-        let answers = record_batch(&mut conn, &batch, together);
+        let answers = record_batch(conn, &batch, together);
         drop(turn);
         for (Ask { new, now, answer }, id) in batch.into_iter().zip(answers) {
             let _ = answer.send(id.map(|id| as_inserted(new, id, now)));
         }
     }
-    if let Err((_, e)) = conn.close() {
-        tracing::warn!(error = %e, "closing the run recorder's SQLite connection failed");
-    }
-    if let Some(done) = closing {
-        let _ = done.send(());
-    }
+    closing
 }
 
 /// Records `batch` in one transaction, or when that fails, each ask in one
@@ -196,37 +171,35 @@ fn record_batch(
 fn record_together(conn: &mut Connection, asks: &[Ask]) -> rusqlite::Result<Vec<RunId>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut ids = Vec::with_capacity(asks.len());
-    {
-        for Ask { new, now, .. } in asks {
-            let (queued_at, finished_at) = first_stamps(new, *now);
-            let id: i64 = query_first(
-                &tx,
-                INSERT_RUN,
-                params![
-                    new.script,
-                    json_text(&new.args),
-                    new.requester,
-                    new.requester_person,
-                    json_text(&new.place),
-                    new.state.as_str(),
-                    new.reason,
-                    new.manifest_digest,
-                    new.max_concurrent,
-                    new.timeout_ms,
-                    new.risk,
-                    new.quorum,
-                    json_text(&new.approvers),
-                    new.expires_at,
-                    new.schedule_key,
-                    now,
-                    queued_at,
-                    finished_at,
-                ],
-                |row| row.get("id"),
-            )?
-            .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-            ids.push(RunId(id));
-        }
+    for Ask { new, now, .. } in asks {
+        let (queued_at, finished_at) = first_stamps(new, *now);
+        let id: i64 = query_first(
+            &tx,
+            INSERT_RUN,
+            params![
+                new.script,
+                json_text(&new.args),
+                new.requester,
+                new.requester_person,
+                json_text(&new.place),
+                new.state.as_str(),
+                new.reason,
+                new.manifest_digest,
+                new.max_concurrent,
+                new.timeout_ms,
+                new.risk,
+                new.quorum,
+                json_text(&new.approvers),
+                new.expires_at,
+                new.schedule_key,
+                now,
+                queued_at,
+                finished_at,
+            ],
+            |row| row.get("id"),
+        )?
+        .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+        ids.push(RunId(id));
     }
     let firsts: Vec<_> = asks.iter().map(|a| first_entries(&a.new)).collect();
     let mut entries = Vec::with_capacity(2 * asks.len());

@@ -65,7 +65,7 @@ pub(super) struct Moved {
 
 /// What moving `run` to `to` writes: the state's timestamp stamped at `now`,
 /// `patch` over the stored columns. Refuses an arrow the lifecycle lacks.
-pub(super) fn moved(run: &Run, to: RunState, p: RunPatch, now: i64) -> Result<Moved, StoreError> {
+pub(super) fn moved(run: Run, to: RunState, p: RunPatch, now: i64) -> Result<Moved, StoreError> {
     let from = run.state;
     if !from.can_become(to) {
         return Err(StoreError::InvalidTransition {
@@ -80,13 +80,13 @@ pub(super) fn moved(run: &Run, to: RunState, p: RunPatch, now: i64) -> Result<Mo
         started_at: stamp(to == RunState::Running, run.started_at),
         finished_at: stamp(to.is_final(), run.finished_at),
         exit_code: p.exit_code.or(run.exit_code),
-        error: p.error.or_else(|| run.error.clone()),
-        log_path: p.log_path.or_else(|| run.log_path.clone()),
+        error: p.error.or(run.error),
+        log_path: p.log_path.or(run.log_path),
         log_bytes: p.log_bytes.unwrap_or(run.log_bytes),
         log_dropped: p.log_dropped.unwrap_or(run.log_dropped),
-        output_tail: p.output_tail.or_else(|| run.output_tail.clone()),
+        output_tail: p.output_tail.or(run.output_tail),
         result: p.result.as_ref().map(json_text),
-        reason: p.reason.or_else(|| run.reason.clone()),
+        reason: p.reason.or(run.reason),
     })
 }
 
@@ -184,10 +184,11 @@ macro_rules! impl_runs_tx {
                 a: Audited<'_>,
             ) -> Result<Run, StoreError> {
                 let run = self.fetch_run(id).await?;
-                let m = moved(&run, to, a.patch, a.now)?;
+                let from = run.state;
+                let m = moved(run, to, a.patch, a.now)?;
                 let updated: Option<Run> = sqlx::query_as(TRANSITION)
                     .bind(id.0)
-                    .bind(run.state.as_str())
+                    .bind(from.as_str())
                     .bind(to.as_str())
                     .bind(m.queued_at)
                     .bind(m.started_at)
