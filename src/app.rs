@@ -235,6 +235,10 @@ impl Application {
             let _ = task.await;
         }
         behind.shutdown_background();
+        // Finishes the store's writes and closes its connections in order; the
+        // last one to close folds the WAL into the database and removes it.
+        // Left to the process's exit, the writer threads may not get to it.
+        self.engine.store().close().await;
         tracing::info!("stopped");
         Ok(())
     }
