@@ -187,6 +187,19 @@ impl<W: Send + 'static> WriterThread<W> {
     }
 }
 
+/// What a checkpoint in a writer's turn did: SQLite's answer, and how long
+/// the turn was held.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Folded {
+    /// A reader still needed some frames, which stay in the WAL.
+    pub busy: bool,
+    /// Frames in the WAL.
+    pub frames: i64,
+    /// Frames now in the database file.
+    pub folded: i64,
+    pub took: std::time::Duration,
+}
+
 /// A transaction to run on the background writer's thread.
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
@@ -240,6 +253,33 @@ impl BackgroundWriter {
                     tx.commit()?;
                     Ok(out)
                 });
+            let _ = answer.send(out);
+        });
+        let closed = || StoreError::Db(sqlx::Error::PoolClosed);
+        self.thread.send(job).map_err(|_| closed())?;
+        answered.await.map_err(|_| closed())?
+    }
+
+    /// Checkpoints the WAL in a background turn, when no writer of this
+    /// process can add a frame meanwhile: every frame that no reader still
+    /// needs goes into the database file, and the next write starts the WAL
+    /// over from its beginning. (Outside a turn, a checkpoint under steady
+    /// writes never catches up with the newest frame, and SQLite only starts
+    /// the WAL over once one has.)
+    pub(super) async fn checkpoint(&self) -> Result<Folded, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let started = std::time::Instant::now();
+            let out = conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok(Folded {
+                        busy: r.get(0)?,
+                        frames: r.get(1)?,
+                        folded: r.get(2)?,
+                        took: started.elapsed(),
+                    })
+                })
+                .map_err(StoreError::from);
             let _ = answer.send(out);
         });
         let closed = || StoreError::Db(sqlx::Error::PoolClosed);
@@ -426,6 +466,77 @@ mod tests {
         assert_eq!(
             store.verify_chain().await.unwrap(),
             ChainCheck::Ok { entries: 4 }
+        );
+    }
+
+    /// The checkpoint sequence in the WAL's header (bytes 12..16, big-endian),
+    /// which SQLite advances each time it starts the WAL over.
+    fn wal_sequence(wal: &str) -> Option<u32> {
+        use std::io::Read;
+        let mut header = [0u8; 16];
+        std::fs::File::open(wal)
+            .and_then(|mut f| f.read_exact(&mut header))
+            .ok()?;
+        Some(u32::from_be_bytes(header[12..16].try_into().unwrap()))
+    }
+
+    /// Writers that never pause leave a checkpoint outside their turns
+    /// behind the newest frame, and SQLite then never starts the WAL over:
+    /// the file grew by 680 MB in 10 s at 500 runs/s. The checkpointer's
+    /// step in a writer's turn lets it start over while they go on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn under_steady_writes_the_wal_still_starts_over() {
+        let (store, guard) = fresh_store("sqlite").await;
+        let store = Arc::new(store);
+        let wal = format!("{}-wal", guard.url().trim_start_matches("sqlite://"));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let (store, stop) = (store.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut n = 0;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let open = NewRun {
+                            max_concurrent: 1 << 20,
+                            ..new_run()
+                        };
+                        store.create_run(open, n).await.unwrap();
+                        let claimed = store.claim_next("w", 1_000, n).await.unwrap();
+                        assert!(claimed.is_some(), "each writer claims a run");
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let first = loop {
+            if let Some(seq) = wal_sequence(&wal) {
+                break seq;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        };
+        let mut seen = first;
+        while seen < first + 2 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            seen = wal_sequence(&wal).unwrap_or(seen);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut written = 0;
+        for w in writers {
+            written += w.await.unwrap();
+        }
+        assert!(
+            seen >= first + 2,
+            "the WAL started over {} times during {written} runs written without a pause",
+            seen - first
+        );
+        assert_eq!(
+            store.verify_chain().await.unwrap(),
+            ChainCheck::Ok {
+                // Two entries per recorded run (requested, queued), one per claim.
+                entries: written as u64 * 3
+            }
         );
     }
 
