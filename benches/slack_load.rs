@@ -32,8 +32,10 @@
 //! went from p99 4.7 to 9.5 ms, with a quarter of all CPU time in the kernel's
 //! `recently_deleted`; delete kept folders when you are done.
 //!
-//! Reports ack throughput and p50 / p99 / max latency. With `RUST_LOG` set (e.g.
-//! `RUST_LOG=execgov=info`) it also logs each span's time as it closes.
+//! Reports ack throughput, p50 / p99 / max latency, and the five slowest acks
+//! with when they were due. With `RUST_LOG` set (e.g. `RUST_LOG=execgov=info`)
+//! it also logs each span's time as it closes, and when the first request was
+//! due, so the slowest can be matched with the log.
 //! Bounded: at most 100 000 requests and 300 s of sending, then at most 30 s
 //! for stragglers. Only 127.0.0.1 is used.
 
@@ -109,6 +111,8 @@ struct Due {
 
 /// One answered (or failed) request: how long it took, and what came back.
 struct Outcome {
+    /// When it was due, from the first request's due time.
+    due: Duration,
     /// From the scheduled time to the answer.
     latency: Duration,
     /// From the scheduled time to the release.
@@ -158,6 +162,7 @@ async fn start_app(
 
 /// One connection's loop: take the next due request, send it, record the outcome.
 async fn worker(
+    start: Instant,
     addr: SocketAddr,
     due: Arc<Mutex<mpsc::Receiver<Due>>>,
     done: mpsc::UnboundedSender<Outcome>,
@@ -180,6 +185,7 @@ async fn worker(
             conn = None;
         }
         let outcome = Outcome {
+            due: due.at - start,
             latency: due.at.elapsed(),
             lag: due.released - due.at,
             status: reply.as_ref().map_or(0, |r| r.status),
@@ -241,13 +247,13 @@ async fn main() {
 
     let (due_tx, due_rx) = mpsc::channel::<Due>(total as usize + 1);
     let due_rx = Arc::new(Mutex::new(due_rx));
+    let start = Instant::now() + Duration::from_millis(200);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     for _ in 0..o.connections {
-        tokio::spawn(worker(addr, due_rx.clone(), done_tx.clone()));
+        tokio::spawn(worker(start, addr, due_rx.clone(), done_tx.clone()));
     }
     drop(done_tx);
 
-    let start = Instant::now() + Duration::from_millis(200);
     // Ends by itself once every request is released (the channel holds them all).
     std::thread::spawn(move || {
         for i in 0..total {
@@ -255,6 +261,9 @@ async fn main() {
             let wait = at.saturating_duration_since(Instant::now());
             if !wait.is_zero() {
                 std::thread::sleep(wait);
+            }
+            if i == 0 {
+                tracing::info!("slack_load: the first request is due now");
             }
             let due = Due {
                 at,
@@ -309,6 +318,17 @@ async fn main() {
         ms(pct(&lat, 50)),
         ms(pct(&lat, 99)),
         ms(lat.last().copied().unwrap_or_default())
+    );
+    let mut slowest: Vec<&&Outcome> = acked.iter().collect();
+    slowest.sort_by_key(|o| std::cmp::Reverse(o.latency));
+    println!(
+        "  slowest, with when they were due: {}",
+        slowest
+            .iter()
+            .take(5)
+            .map(|o| format!("{:.2} ms at {:.3} s", ms(o.latency), o.due.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
         "  of which the load generator released late: p50 {:.3} ms, p99 {:.3} ms",
