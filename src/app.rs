@@ -206,11 +206,16 @@ impl Application {
                 .as_ref()
                 .is_some_and(|s| s.app_token.is_some())
             {
-                // Socket Mode's connection state is not reported yet, so /readyz
-                // does not list Slack in that mode.
+                // Ready while Slack delivers over the socket.
                 tracing::info!("Slack: Socket Mode");
+                let readiness = self.readiness.clone();
+                readiness.set("slack", false);
                 background.push(tokio::spawn(
-                    slack.clone().socket_mode_until_stopped(shutdown.clone()),
+                    slack
+                        .clone()
+                        .socket_mode_until_stopped(shutdown.clone(), move |up| {
+                            readiness.set("slack", up)
+                        }),
                 ));
             }
         }

@@ -73,7 +73,16 @@ enum Ended {
 impl Slack {
     /// Runs Socket Mode until `shutdown`: connect, handle and ack envelopes,
     /// reconnect with a doubling, capped delay. Returns at once without an app token.
-    pub async fn socket_mode_until_stopped(self: Arc<Self>, shutdown: CancellationToken) {
+    ///
+    /// `connected` hears `true` once Slack has said hello on a connection (it
+    /// delivers from then on) and `false` at the start, whenever a connection
+    /// ends, and at the end: what `/readyz` reports for Slack in this mode.
+    pub async fn socket_mode_until_stopped(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+        connected: impl Fn(bool) + Send + Sync + 'static,
+    ) {
+        connected(false);
         if self.api.app_token.is_none() {
             tracing::warn!("Socket Mode needs an app token; not starting it");
             return;
@@ -82,8 +91,12 @@ impl Slack {
         loop {
             let ended = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => return,
-                ended = self.connection(&shutdown) => ended,
+                _ = shutdown.cancelled() => None,
+                ended = self.connection(&shutdown, &connected) => Some(ended),
+            };
+            connected(false);
+            let Some(ended) = ended else {
+                return;
             };
             match ended {
                 Ok(Ended::Stopped) => return,
@@ -105,7 +118,11 @@ impl Slack {
     }
 
     /// One WebSocket connection, from `apps.connections.open` to its end.
-    async fn connection(self: &Arc<Self>, shutdown: &CancellationToken) -> Result<Ended, String> {
+    async fn connection(
+        self: &Arc<Self>,
+        shutdown: &CancellationToken,
+        connected: &(impl Fn(bool) + Send + Sync),
+    ) -> Result<Ended, String> {
         let url = self
             .api
             .open_socket_url()
@@ -146,7 +163,10 @@ impl Slack {
                             }
                         };
                         match envelope.kind.as_str() {
-                            "hello" => greeted = true,
+                            "hello" => {
+                                greeted = true;
+                                connected(true);
+                            }
                             "disconnect" => {
                                 tracing::info!(reason = ?envelope.reason, "Slack asks to reconnect");
                                 let _ = ws.close(None).await;

@@ -2,11 +2,12 @@
 //! token, acks each envelope by its `envelope_id`, runs slash commands and
 //! button clicks that arrive over the WebSocket exactly as over HTTP, and
 //! after Slack's `disconnect` it opens a new connection and keeps working;
-//! an event delivered twice over the socket makes one run.
+//! an event delivered twice over the socket makes one run. `/readyz` says
+//! whether the socket is up.
 
 use super::payloads::{self, ALICE, APPROVALS, BOB, ONCALL};
 use super::*;
-use crate::helpers::wait_final;
+use crate::helpers::{http_get, wait_final};
 use execgov::types::RunState;
 
 async fn spawn_socket_app() -> SlackApp {
@@ -145,5 +146,42 @@ async fn a_mention_over_the_socket_runs_once_even_if_redelivered() {
         app.runs().await.len(),
         1,
         "the same event_id twice made one run"
+    );
+}
+
+/// Polls `/readyz` until it answers `status` with `line` in its body.
+async fn wait_readyz(app: &SlackApp, status: u16, line: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (got, body) = http_get(app.addr, "/readyz").await;
+        if got == status && body.lines().any(|l| l == line) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/readyz never answered {status} with `{line}`; last: {got} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_ready_only_while_the_socket_is_up() {
+    let app = spawn_socket_app().await;
+    wait_readyz(&app, 200, "slack ok").await;
+    // Slack rotates the connection, and the next `apps.connections.open`
+    // fails: no socket until the retry after the backoff.
+    app.fake.fail_next(
+        "apps.connections.open",
+        1,
+        fake::Fault::Error("internal_error".into()),
+    );
+    app.fake.disconnect_newest("refresh_requested").await;
+    wait_readyz(&app, 503, "slack not ready").await;
+    wait_readyz(&app, 200, "slack ok").await;
+    assert!(
+        app.fake.calls_of("apps.connections.open").len() >= 3,
+        "{}",
+        app.fake.summary()
     );
 }

@@ -48,6 +48,24 @@ fn mention_envelope(envelope_id: &str) -> Value {
     })
 }
 
+/// What `connected` was last told, as a watch to wait on.
+fn connection_state() -> (
+    tokio::sync::watch::Receiver<bool>,
+    impl Fn(bool) + Send + Sync + 'static,
+) {
+    let (tx, rx) = tokio::sync::watch::channel(true);
+    (rx, move |up| {
+        tx.send_replace(up);
+    })
+}
+
+async fn until_connected(rx: &mut tokio::sync::watch::Receiver<bool>, want: bool) {
+    tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|up| *up == want))
+        .await
+        .unwrap_or_else(|_| panic!("connected = {want} in time"))
+        .unwrap();
+}
+
 #[tokio::test]
 async fn envelopes_are_handled_acked_and_reconnected() {
     let app = spawn_app().await;
@@ -57,10 +75,11 @@ async fn envelopes_are_handled_acked_and_reconnected() {
         listener.local_addr().unwrap()
     ));
     let shutdown = CancellationToken::new();
+    let (mut up, connected) = connection_state();
     let task = tokio::spawn(
         app.slack
             .clone()
-            .socket_mode_until_stopped(shutdown.clone()),
+            .socket_mode_until_stopped(shutdown.clone(), connected),
     );
 
     let mut ws = accept(&listener).await;
@@ -70,7 +89,9 @@ async fn envelopes_are_handled_acked_and_reconnected() {
         Some("Bearer xapp-test-token"),
         "the app token opens sockets"
     );
+    assert!(!*up.borrow(), "not connected until Slack says hello");
     send(&mut ws, json!({ "type": "hello", "num_connections": 1 })).await;
+    until_connected(&mut up, true).await;
 
     send(&mut ws, json!({
         "envelope_id": "env-cmd", "type": "slash_commands", "accepts_response_payload": true,
@@ -123,13 +144,16 @@ async fn envelopes_are_handled_acked_and_reconnected() {
         2,
         "a fresh URL for each connection"
     );
+    assert!(!*up.borrow(), "not connected between connections");
     send(&mut ws2, json!({ "type": "hello" })).await;
+    until_connected(&mut up, true).await;
 
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(5), task)
         .await
         .expect("Socket Mode stops when told")
         .unwrap();
+    assert!(!*up.borrow(), "not connected once stopped");
 }
 
 #[tokio::test]
@@ -150,7 +174,7 @@ async fn a_failing_connection_is_retried() {
     let task = tokio::spawn(
         app.slack
             .clone()
-            .socket_mode_until_stopped(shutdown.clone()),
+            .socket_mode_until_stopped(shutdown.clone(), |_| {}),
     );
     let _ws = accept(&listener).await;
     assert_eq!(
