@@ -131,7 +131,12 @@ fn run_id_in(text: &str) -> Option<RunId> {
 async fn start_app(
     dir: &std::path::Path,
     fake: &fake::FakeSlack,
-) -> (SocketAddr, Arc<execgov::engine::Engine>, CancellationToken) {
+) -> (
+    SocketAddr,
+    Arc<execgov::engine::Engine>,
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     std::fs::create_dir_all(dir.join("manifests")).unwrap();
     std::fs::write(
@@ -156,8 +161,8 @@ async fn start_app(
         .expect("the app builds");
     let (addr, engine) = (app.local_addr(), app.engine());
     let stop = CancellationToken::new();
-    tokio::spawn(app.run_until_stopped(stop.clone()));
-    (addr, engine, stop)
+    let served = tokio::spawn(app.run_until_stopped(stop.clone()));
+    (addr, engine, stop, served)
 }
 
 /// One connection's loop: take the next due request, send it, record the outcome.
@@ -243,7 +248,7 @@ async fn main() {
         .tempdir()
         .expect("temp dir");
     let fake = fake::FakeSlack::start().await;
-    let (addr, engine, stop) = start_app(dir.path(), &fake).await;
+    let (addr, engine, stop, served) = start_app(dir.path(), &fake).await;
 
     let (due_tx, due_rx) = mpsc::channel::<Due>(total as usize + 1);
     let due_rx = Arc::new(Mutex::new(due_rx));
@@ -339,7 +344,15 @@ async fn main() {
         "  runs recorded: {runs}; distinct run ids in acks: {}",
         ids.len()
     );
+    // Let the service drain and close its store, which folds the WAL into
+    // the database and removes it, before the folder is kept or deleted.
     stop.cancel();
+    match tokio::time::timeout(STRAGGLERS, served).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => eprintln!("slack_load: the service stopped with an error: {e:#}"),
+        Ok(Err(e)) => eprintln!("slack_load: the service task failed: {e}"),
+        Err(_) => eprintln!("slack_load: the service did not stop within {STRAGGLERS:?}"),
+    }
     drop(fake);
     if o.delete {
         drop(dir);
