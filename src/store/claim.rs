@@ -88,7 +88,7 @@ impl Store {
         if let Some(writer) = self.background_writer() {
             let worker_id = worker.to_string();
             return writer
-                .write(move |c| super::direct::claim(c, &worker_id, lease_until, now))
+                .write(move |c| super::background::claim(c, &worker_id, lease_until, now))
                 .await;
         }
         write_tx!(self, |c| c.claim_in(worker, lease_until, now).await)

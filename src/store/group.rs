@@ -229,31 +229,12 @@ mod tests {
     use super::*;
     use crate::store::ChainCheck;
     use crate::store::Store;
+    use crate::store::testing::new_run;
     use crate::types::RunState;
     use futures_util::FutureExt;
     use serde_json::json;
     use std::future::Future;
     use std::pin::Pin;
-
-    fn new_run(script: &str, who: &str) -> NewRun {
-        NewRun {
-            script: script.into(),
-            args: json!({ "n": 1 }),
-            requester: format!("person:{who}"),
-            requester_person: Some(who.into()),
-            place: json!({ "platform": "slack", "channel": "C1" }),
-            manifest_digest: "d".into(),
-            max_concurrent: 1,
-            timeout_ms: 1000,
-            risk: "low".into(),
-            state: RunState::Queued,
-            reason: None,
-            quorum: 0,
-            approvers: json!({}),
-            expires_at: None,
-            schedule_key: None,
-        }
-    }
 
     type Asking<'a> = Pin<Box<dyn Future<Output = Result<Run, StoreError>> + 'a>>;
 

@@ -26,8 +26,11 @@
 //!   connection (`rusqlite`) of its own.
 //! - `gate.rs`: whose turn it is at SQLite's writer, and how durably it commits.
 //! - `writer.rs`: SQLite's two sqlx writer connections (synced, written).
-//! - `direct.rs`: SQLite writes on threads that own a `rusqlite` connection
-//!   (claims and finishes of background callers; the recorder's append).
+//! - `direct.rs`: what the threads that own a `rusqlite` connection share:
+//!   opening it, binding `$n`, appending to the chain, the thread itself.
+//! - `background.rs`: the background writer thread (claims and finishes of
+//!   background callers, the checkpointer's fold).
+//! - `checkpoint.rs`: folding the WAL into the database while the service runs.
 //! - `claim.rs`: handing a queued run to a worker, leases, progress.
 //! - `approvals.rs`: one decision per approver, quorum.
 //! - `audit.rs`: appending to and verifying the chain.
@@ -131,6 +134,8 @@ macro_rules! write_conn {
 
 mod approvals;
 mod audit;
+mod background;
+mod checkpoint;
 mod claim;
 mod direct;
 mod gate;
@@ -161,11 +166,6 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// How long a SQLite writer waits for the file's write lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(15);
-/// How often the background checkpointer folds the WAL back into the database.
-const SQLITE_CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
-/// Frames (pages) in the WAL past which the checkpointer finishes its work in a
-/// writer's turn, so that the WAL starts over: about 16 MiB.
-const SQLITE_CATCH_UP_FRAMES: i64 = 4096;
 /// The size the WAL file is cut back to when SQLite starts it over after a
 /// checkpoint (`journal_size_limit`). Without it the file keeps the size of
 /// its largest burst for good. Large enough that a busy service (about 36 MB
@@ -285,7 +285,7 @@ pub struct Store {
     recorder: Option<group::Recorder>,
     /// SQLite file only: claims and a run's finish, on a thread of their own
     /// (see `direct`).
-    background: Option<direct::BackgroundWriter>,
+    background: Option<background::BackgroundWriter>,
 }
 
 impl std::fmt::Debug for Store {
@@ -360,7 +360,7 @@ impl Store {
             background: None,
         };
         if !in_memory {
-            store.background = Some(direct::BackgroundWriter::start(
+            store.background = Some(background::BackgroundWriter::start(
                 options.get_filename(),
                 store.gate.clone(),
             )?);
@@ -368,7 +368,7 @@ impl Store {
                 options.get_filename(),
                 store.gate.clone(),
             )?);
-            tokio::spawn(checkpoint_in_background(
+            tokio::spawn(checkpoint::checkpoint_in_background(
                 checkpointer,
                 store.background.clone(),
             ));
@@ -408,7 +408,7 @@ impl Store {
     /// The thread that writes claims and finishes, when this is a SQLite file
     /// and the caller is background work (a foreground caller's write must be
     /// synced, and goes ahead through the gate's foreground queue).
-    fn background_writer(&self) -> Option<&direct::BackgroundWriter> {
+    fn background_writer(&self) -> Option<&background::BackgroundWriter> {
         self.background.as_ref().filter(|_| !gate::in_foreground())
     }
 
@@ -457,71 +457,6 @@ impl Store {
                 pool.close().await
             }
             Pool::Postgres(pool) => pool.close().await,
-        }
-    }
-}
-
-/// Folds the WAL back into the database file now and then, off the writer
-/// connection: a PASSIVE checkpoint copies what no reader still needs without
-/// taking the write lock, so writers go on meanwhile. Under steady writes that
-/// never reaches the newest frame, and SQLite starts the WAL over only once a
-/// checkpoint has, so the file would grow for as long as the load lasts
-/// (680 MB in 10 s at 500 runs/s, every new page zeroed by the kernel). So
-/// once the WAL holds `SQLITE_CATCH_UP_FRAMES`, the few frames written since
-/// are folded in a background writer's turn (`BackgroundWriter::checkpoint`).
-/// Ends when the store closes. (Closing the last connection checkpoints too,
-/// so a short-lived CLI process leaves no WAL behind either.)
-async fn checkpoint_in_background(pool: SqlitePool, background: Option<direct::BackgroundWriter>) {
-    let mut every = tokio::time::interval(SQLITE_CHECKPOINT_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Frames in the WAL once the pass is done; `None` when it failed.
-    let pass = async || match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
-        .fetch_one(&pool)
-        .await
-    {
-        Ok((_, frames, _)) => Some(frames),
-        Err(e) => {
-            if !pool.is_closed() {
-                tracing::warn!(error = %e, "checkpointing the SQLite WAL failed; will retry");
-            }
-            None
-        }
-    };
-    loop {
-        every.tick().await;
-        if pool.is_closed() {
-            return;
-        }
-        let Some(frames) = pass().await else {
-            continue;
-        };
-        let Some(background) = background
-            .as_ref()
-            .filter(|_| frames >= SQLITE_CATCH_UP_FRAMES)
-        else {
-            continue;
-        };
-        // A second pass folds what was written during the first, still
-        // without stopping writers, so the turn has only the last few frames
-        // to copy: it held the turn 0.7–2.5 ms without this pass, 0.5–1.7 ms
-        // with it (one 10 s slack_load run each).
-        if pass().await.is_none() {
-            continue;
-        }
-        match background.checkpoint().await {
-            Ok(f) => {
-                tracing::debug!(
-                    busy = f.busy,
-                    frames = f.frames,
-                    folded = f.folded,
-                    took_us = f.took.as_micros() as u64,
-                    "checkpointed the SQLite WAL in a writer's turn"
-                );
-            }
-            Err(StoreError::Db(sqlx::Error::PoolClosed)) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "checkpointing the SQLite WAL failed; will retry");
-            }
         }
     }
 }

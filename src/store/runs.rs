@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use tracing::instrument;
 
 use super::audit::{AuditTx, NewEntry};
-use super::direct::OwnedAudit;
+use super::background::OwnedAudit;
 use super::model::{NewRun, Run, RunFilter, RunPatch};
 use super::{Store, StoreError, json_text};
 use crate::types::{RunId, RunState};
@@ -337,7 +337,7 @@ impl Store {
                 now,
             };
             return writer
-                .write(move |c| super::direct::transition(c, id, to, a))
+                .write(move |c| super::background::transition(c, id, to, a))
                 .await;
         }
         let a = Audited {

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
-use super::Store;
+use super::{NewRun, Store};
+use crate::types::RunState;
 
 /// The variable naming the PostgreSQL server tests use.
 pub const POSTGRES_URL_VAR: &str = "EXECGOV_TEST_POSTGRES_URL";
@@ -147,4 +148,26 @@ pub async fn allow_audit_tampering(store: &Store) {
         .exec_raw(sql)
         .await
         .expect("lifting the audit table's append-only triggers");
+}
+
+/// A queued run of `script` asked by person `who` in a Slack channel, with one
+/// argument; tests change what they need with `..new_run(…)`.
+pub fn new_run(script: &str, who: &str) -> NewRun {
+    NewRun {
+        script: script.into(),
+        args: serde_json::json!({ "n": 1 }),
+        requester: format!("person:{who}"),
+        requester_person: Some(who.into()),
+        place: serde_json::json!({ "platform": "slack", "channel": "C1" }),
+        manifest_digest: "d".into(),
+        max_concurrent: 1,
+        timeout_ms: 1000,
+        risk: "low".into(),
+        state: RunState::Queued,
+        reason: None,
+        quorum: 0,
+        approvers: serde_json::json!({}),
+        expires_at: None,
+        schedule_key: None,
+    }
 }
