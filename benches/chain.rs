@@ -159,11 +159,11 @@ async fn main() {
         let dir = tempfile::tempdir().unwrap();
         let engine = setup(backend, dir.path()).await;
         let stop = CancellationToken::new();
-        let pool = execgov::pool::Pool::new(
+        let pool = execgov::runner::Local::new(
             engine.clone(),
-            execgov::pool::PoolOptions::from_engine(&engine),
+            execgov::runner::LocalOptions::from_engine(&engine),
         );
-        let pool_task = tokio::spawn(pool.run_until_stopped(stop.clone()));
+        let pool_task = tokio::spawn(pool.run_until_stopped(None, stop.clone()));
 
         // Warm up connections and the page cache.
         let warm: Vec<RunId> = futures_join(&engine, 20).await;
@@ -213,7 +213,8 @@ async fn main() {
 /// request (parse, policy, digest, insert + audit), the claim (+ audit), the
 /// runner against a bare spawn, and recording the end (+ audit).
 async fn breakdown(backend: &str, engine: &Arc<Engine>, dir: &std::path::Path, n: usize) {
-    use execgov::runner::{ExecSpec, execute};
+    use execgov::runner::{ExecSpec, Runner, RunnerOptions};
+    let runner = Runner::start(RunnerOptions::default()).expect("the runner starts");
     let (mut req, mut claim, mut exec, mut fin, mut bare) = (
         Duration::ZERO,
         Duration::ZERO,
@@ -228,7 +229,11 @@ async fn breakdown(backend: &str, engine: &Arc<Engine>, dir: &std::path::Path, n
         req += t.elapsed();
         let t = Instant::now();
         let run = store
-            .claim_next("bench", 30_000, engine.now())
+            .claim_next(
+                &execgov::store::testing::local_runner("bench"),
+                30_000,
+                engine.now(),
+            )
             .await
             .unwrap()
             .expect("claimable");
@@ -237,7 +242,7 @@ async fn breakdown(backend: &str, engine: &Arc<Engine>, dir: &std::path::Path, n
         let t = Instant::now();
         let (tx, _rx) = tokio::sync::mpsc::channel(8);
         let spec = ExecSpec {
-            run_id: id,
+            run_id: id.into(),
             argv: vec!["/bin/true".into()],
             run_dir: dir.join(format!("bd/{i}")),
             pass_env: vec![],
@@ -246,20 +251,19 @@ async fn breakdown(backend: &str, engine: &Arc<Engine>, dir: &std::path::Path, n
             kill_grace: Duration::from_secs(1),
             log_path: dir.join(format!("bd-{i}.log")),
             log_cap: 1 << 20,
+            limits: Default::default(),
         };
-        let out = execute(spec, CancellationToken::new(), tx).await;
+        let out = runner.execute(spec, CancellationToken::new(), tx).await;
         exec += t.elapsed();
         assert!(out.succeeded());
         let t = Instant::now();
+        let to = execgov::types::RunState::Succeeded;
+        let note = execgov::store::Note::moved("bench", to, serde_json::json!({}), engine.now());
+        let edit = execgov::store::Edit::none();
         store
             .transition(
-                id,
-                execgov::types::RunState::Succeeded,
-                "bench",
-                "run.succeeded",
-                serde_json::json!({}),
-                Default::default(),
-                engine.now(),
+                execgov::store::Transition { id, to, note, edit },
+                execgov::store::Durability::Relaxed,
             )
             .await
             .unwrap();

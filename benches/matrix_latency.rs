@@ -26,7 +26,7 @@ use execgov::chat::bridge::Bridge;
 use execgov::chat::notifier::Notifier;
 use execgov::clock::SystemClock;
 use execgov::config::Config;
-use execgov::pool::{Pool, PoolOptions};
+use execgov::runner::{Local, LocalOptions};
 use execgov_matrix::{Matrix, Settings};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -103,8 +103,8 @@ async fn main() {
         .expect("engine builds");
     let stop = CancellationToken::new();
     let mut tasks = vec![tokio::spawn(
-        Pool::new(engine.clone(), PoolOptions::from_engine(&engine))
-            .run_until_stopped(stop.clone()),
+        Local::new(engine.clone(), LocalOptions::from_engine(&engine))
+            .run_until_stopped(None, stop.clone()),
     )];
     let settings = Settings {
         homeserver: hs.url(),

@@ -1,15 +1,18 @@
 //! The application the binary runs and the tests build: store, manifests,
-//! engine, worker pool and HTTP server, with one shutdown path.
+//! engine, local runner and HTTP server, with one shutdown path.
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::links::LinkSigner;
 use crate::manifest;
-use crate::pool::{Pool, PoolOptions};
+use crate::runner::{Local, LocalOptions};
 use crate::store::Store;
+pub use crate::store::redact_url;
 use anyhow::Context;
+use std::future::IntoFuture;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +23,9 @@ pub async fn build_engine(
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<Engine>> {
+    secure_data_dir(&config.data_dir)?;
+    // An audit key that cannot be loaded stops the start, rather than every write.
+    crate::audit::audit_key(&config).context("loading the audit key ([audit] key)")?;
     let store = Store::connect(&config.database_url)
         .await
         .with_context(|| format!("opening the database {}", redact_url(&config.database_url)))?;
@@ -36,11 +42,40 @@ pub async fn build_engine(
     Ok(Arc::new(Engine::new(config, catalog, store, clock, links)))
 }
 
+/// Makes `data_dir` private to the service's user (mode 0700), creating it if
+/// needed: it holds the database, the web secret and the logs, and scripts
+/// (running as `[runner] user`) must not read any of them.
+pub fn secure_data_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating data_dir {}", dir.display()))?;
+    let meta =
+        std::fs::metadata(dir).with_context(|| format!("reading data_dir {}", dir.display()))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        anyhow::bail!(
+            "data_dir {} belongs to uid {}, not to the user running execgov (uid {me}); \
+             `chown -R {me} {}` so that only this user can read the database and the web secret",
+            dir.display(),
+            meta.uid(),
+            dir.display()
+        );
+    }
+    if meta.permissions().mode() & 0o777 != 0o700 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making data_dir {} private (mode 0700)", dir.display()))?;
+    }
+    Ok(())
+}
+
 /// A built application, bound to its listener but not yet serving.
 pub struct Application {
     engine: Arc<Engine>,
     listener: tokio::net::TcpListener,
-    pool_opts: PoolOptions,
+    local: LocalOptions,
     web: crate::web::WebState,
     readiness: crate::web::Readiness,
     slack: Option<Arc<execgov_slack::Slack>>,
@@ -134,7 +169,13 @@ impl Application {
             config.web.public_url = format!("http://{addr}");
         }
         let engine = build_engine(Arc::new(config), Arc::new(SystemClock)).await?;
-        let pool_opts = PoolOptions::from_engine(&engine);
+        let local = LocalOptions::from_engine(&engine);
+        // A service that cannot run scripts as configured does not start.
+        if engine.config().runner.local
+            && let Err(why) = local.runner.runner()
+        {
+            anyhow::bail!("{why}");
+        }
         let readiness = crate::web::Readiness::new();
         // Refuses web.dev_login unless listening on loopback.
         let web = crate::web::WebState::new(engine.clone(), readiness.clone())?;
@@ -143,7 +184,7 @@ impl Application {
         Ok(Application {
             engine,
             listener,
-            pool_opts,
+            local,
             web,
             readiness,
             slack,
@@ -161,12 +202,14 @@ impl Application {
             .expect("bound listener has an address")
     }
 
-    pub fn pool_options_mut(&mut self) -> &mut PoolOptions {
-        &mut self.pool_opts
+    pub fn local_options_mut(&mut self) -> &mut LocalOptions {
+        &mut self.local
     }
 
-    /// Serves HTTP and runs the pool, the scheduler, manifest reloads and the
-    /// chat adapters until `shutdown`, then drains them.
+    /// Serves HTTP and runs the local runner, the sweeps, the scheduler,
+    /// manifest reloads and the chat adapters until `shutdown`, then drains
+    /// them. The listener stays up until the local runner has delivered the
+    /// outcomes of its last runs.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let addr = self.local_addr();
         tracing::info!(%addr, public_url = %self.engine.config().web.public_url, "serving");
@@ -174,12 +217,27 @@ impl Application {
         // threads of its own at a lower CPU priority, so answering people (HTTP,
         // Slack acks, Matrix sync) is never queued behind it.
         let behind = background_runtime().context("starting the background runtime")?;
-        let pool = Pool::new(self.engine.clone(), self.pool_opts);
-        let pool_task = behind.spawn(pool.run_until_stopped(shutdown.clone()));
+        let local_task = self.engine.config().runner.local.then(|| {
+            let local = Local::new(self.engine.clone(), self.local);
+            behind.spawn(local.run_until_stopped(Some(addr), shutdown.clone()))
+        });
         let scheduler = crate::scheduler::Scheduler::new(self.engine.clone());
         let mut background = vec![
+            behind.spawn(crate::runners::maintain_until_stopped(
+                self.engine.clone(),
+                shutdown.clone(),
+            )),
             behind.spawn(scheduler.run_until_stopped(shutdown.clone())),
+            // Signed checkpoints of the audit chain's head (`[audit] checkpoint_every`).
+            behind.spawn(crate::audit::checkpoints::checkpoints_until_stopped(
+                self.engine.clone(),
+                shutdown.clone(),
+            )),
             behind.spawn(crate::scheduler::reload_until_stopped(
+                self.engine.clone(),
+                shutdown.clone(),
+            )),
+            behind.spawn(crate::housekeeping::housekeeping_until_stopped(
                 self.engine.clone(),
                 shutdown.clone(),
             )),
@@ -221,21 +279,44 @@ impl Application {
         }
         if let Some(matrix) = &self.matrix {
             adapters.push(matrix.clone());
-            self.readiness.set("matrix", true);
+            // Ready once a sync succeeded; not while syncs keep failing.
+            let readiness = self.readiness.clone();
+            readiness.set("matrix", false);
             background.push(tokio::spawn(
-                matrix.clone().sync_until_stopped(shutdown.clone()),
+                matrix
+                    .clone()
+                    .sync_reporting_until_stopped(shutdown.clone(), move |up| {
+                        readiness.set("matrix", up)
+                    }),
             ));
         }
         if !adapters.is_empty() {
             let notifier = crate::chat::notifier::Notifier::new(self.engine.clone(), adapters);
             background.push(behind.spawn(notifier.run_until_stopped(shutdown.clone())));
         }
-        let stop = shutdown.clone();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
+        // The listener stops after the local runner, which reports through it.
+        let http_stop = CancellationToken::new();
+        let stop = http_stop.clone();
+        let mut http = tokio::spawn(
+            axum::serve(self.listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .into_future(),
+        );
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            served = &mut http => {
+                shutdown.cancel();
+                served.context("HTTP server task")?.context("HTTP server")?;
+                anyhow::bail!("the HTTP server stopped by itself");
+            }
+        }
+        if let Some(task) = local_task {
+            task.await.context("local runner task")?;
+        }
+        http_stop.cancel();
+        http.await
+            .context("HTTP server task")?
             .context("HTTP server")?;
-        pool_task.await.context("worker pool task")?;
         for task in background {
             let _ = task.await;
         }
@@ -271,20 +352,6 @@ fn lower_this_threads_priority() {
         .and_then(|now| rustix::process::setpriority_process(me, now + BACKGROUND_NICENESS));
     if let Err(e) = lowered {
         tracing::debug!(error = %e, "could not lower a background thread's priority");
-    }
-}
-
-/// A database URL for logs, without its password.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
     }
 }
 

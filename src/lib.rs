@@ -8,27 +8,33 @@
 //! - [`command`]: the command grammar every channel shares.
 //! - [`policy`]: who may run what, where, and who may approve.
 //! - [`engine`]: handles commands: requests, decisions, cancels, status.
+//! - [`audit`]: the audit log's keys and signed checkpoints, kept outside the database.
 //! - [`store`]: sqlx store (SQLite or PostgreSQL): runs, approvals, artifacts, the audit chain.
-//! - [`runner`]: one child process, sandboxed: process group, timeout, log cap, masking.
-//! - [`pool`]: the worker pool that claims queued runs and runs them.
+//! - [`runner`]: the local runner (the runner client in this process) and the runner core it uses.
+//! - [`runners`]: the service's side of runners: enrolment, claims, leases, logs, finishes.
+//! - [`runs_data`]: a run's log and files, wherever they are kept.
 //! - [`scheduler`]: fires manifests' `[[schedule]]`s exactly once across processes; reloads manifests.
 //! - [`links`]: signed audit links.
 //! - [`web`]: the HTTP routes.
+//! - [`housekeeping`]: prunes what only grows (old inbound event ids).
 //! - [`app`]: the application the binary runs and the tests build.
 //! - [`chat`]: the core side of the chat port: inbound bridge, views, notifier.
 //! - [`cli`]: the command line, a local channel.
 pub mod app;
+pub mod audit;
 pub mod chat;
 pub mod cli;
 pub mod clock;
 pub mod command;
 pub mod config;
 pub mod engine;
+pub mod housekeeping;
 pub mod links;
 pub mod manifest;
 pub mod policy;
-pub mod pool;
 pub mod runner;
+pub mod runners;
+pub mod runs_data;
 pub mod scheduler;
 pub mod store;
 pub mod types;

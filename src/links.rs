@@ -4,7 +4,7 @@
 
 use crate::types::RunId;
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// How long an audit link stays valid.
@@ -46,21 +46,11 @@ impl LinkSigner {
         secret: Option<String>,
         data_dir: &Path,
     ) -> anyhow::Result<LinkSigner> {
-        use anyhow::Context;
         if let Some(s) = secret {
             return Ok(LinkSigner::new(s.as_bytes()));
         }
-        let path = data_dir.join("web-secret");
-        if let Ok(existing) = std::fs::read_to_string(&path)
-            && existing.trim().len() >= 32
-        {
-            return Ok(LinkSigner::new(existing.trim().as_bytes()));
-        }
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("creating {}", data_dir.display()))?;
-        let fresh = hex::encode(rand::random::<[u8; 32]>());
-        write_private(&path, &fresh).with_context(|| format!("writing {}", path.display()))?;
-        Ok(LinkSigner::new(fresh.as_bytes()))
+        let secret = crate::config::generated_once(data_dir, "web-secret")?;
+        Ok(LinkSigner::new(secret.as_bytes()))
     }
 
     fn mac(&self, purpose: &str, id: &str, exp: i64) -> Hmac<Sha256> {
@@ -101,16 +91,15 @@ impl LinkSigner {
     }
 }
 
-fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(content.as_bytes())
+/// The lowercase hex SHA-256 of a token (sign-in links, sessions, API
+/// tokens): the only form the database keeps.
+pub fn token_hash(raw: &str) -> String {
+    hex::encode(Sha256::digest(raw.as_bytes()))
+}
+
+/// A fresh random token: 32 bytes as hex.
+pub fn new_token() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
-//! Policy: who may run what, where, and who may approve. Pure functions over
-//! the config and a manifest; the engine asks, adapters never decide.
+//! Policy: who may run what, where, who may approve, cancel and see a run.
+//! Pure functions over the config and a manifest; the engine and the web ask,
+//! adapters never decide. [`names`] is the one place a person is matched
+//! against a manifest's `who` entries.
 
 use crate::config::Config;
-use crate::manifest::{Manifest, Principal, Risk, ScheduledApproval};
-use crate::types::{Actor, PersonId, Place, Platform};
+use crate::manifest::{Catalog, Manifest, Principal, Risk, ScheduledApproval};
+use crate::store::web::Visibility;
+use crate::types::{Actor, PersonId, Place, Platform, RunState};
 use std::collections::BTreeSet;
 
 /// The answer to "may this actor run this script here?".
@@ -37,7 +40,7 @@ pub fn may_run(config: &Config, manifest: &Manifest, actor: &Actor, place: &Plac
         .access
         .run
         .iter()
-        .any(|p| principal_matches(config, p, actor.person()));
+        .any(|p| names(config, p, actor.person()));
     if !who_ok {
         let who = match actor {
             Actor::Unknown { via } => format!(
@@ -79,7 +82,7 @@ pub fn approval_need(
     let mut eligible: BTreeSet<PersonId> = approval
         .approvers
         .iter()
-        .flat_map(|p| expand(config, p))
+        .flat_map(|p| people_named(config, p))
         .collect();
     if !approval.self_approval
         && let Some(r) = requester
@@ -139,7 +142,7 @@ pub fn may_decide(
     let listed = approval
         .approvers
         .iter()
-        .any(|p| !matches!(p, Principal::Anyone) && principal_matches(config, p, Some(person)));
+        .any(|p| !matches!(p, Principal::Anyone) && names(config, p, Some(person)));
     if !listed {
         return Err(format!(
             "{person} is not an approver of `{}` (approvers: {})",
@@ -150,7 +153,31 @@ pub fn may_decide(
     Ok(person.clone())
 }
 
-fn principal_matches(config: &Config, p: &Principal, person: Option<&PersonId>) -> bool {
+/// Whether `actor` may start a run without waiting for its approval
+/// (`[access] break_glass`): `Err` says why not.
+pub fn may_break_glass(config: &Config, actor: &Actor) -> Result<(), String> {
+    let named = config
+        .access
+        .break_glass
+        .iter()
+        .filter_map(|p| Principal::parse(p).ok())
+        .any(|p| !matches!(p, Principal::Anyone) && names(config, &p, actor.person()));
+    if named {
+        return Ok(());
+    }
+    Err(if config.access.break_glass.is_empty() {
+        "break-glass is not enabled here ([access] break_glass names nobody)".to_string()
+    } else {
+        format!(
+            "{actor} may not break glass (allowed: {})",
+            config.access.break_glass.join(", ")
+        )
+    })
+}
+
+/// Whether principal `p` names `person` (`None`: an actor that maps to no
+/// configured person). `anyone` names everyone, unknown accounts included.
+pub fn names(config: &Config, p: &Principal, person: Option<&PersonId>) -> bool {
     match (p, person) {
         (Principal::Anyone, _) => true,
         (Principal::Person(want), Some(have)) => want == have,
@@ -159,12 +186,108 @@ fn principal_matches(config: &Config, p: &Principal, person: Option<&PersonId>) 
     }
 }
 
-fn expand(config: &Config, p: &Principal) -> Vec<PersonId> {
+/// Whether `person` is named by one of `ps` as a person or through a group
+/// (`anyone` does not count: it names nobody in particular).
+fn names_in_person(config: &Config, ps: &[Principal], person: &PersonId) -> bool {
+    ps.iter()
+        .any(|p| !matches!(p, Principal::Anyone) && names(config, p, Some(person)))
+}
+
+/// The configured people `p` names (`anyone`: every configured person).
+pub fn people_named(config: &Config, p: &Principal) -> Vec<PersonId> {
     match p {
         Principal::Anyone => config.people.keys().cloned().collect(),
         Principal::Person(x) => vec![x.clone()],
         Principal::Group(g) => config.group(g).map(|m| m.to_vec()).unwrap_or_default(),
     }
+}
+
+/// Whether `person` is a web admin, who sees every run.
+pub fn is_admin(config: &Config, person: &PersonId) -> bool {
+    config.web.admins.iter().any(|a| a == person.as_str())
+}
+
+/// The people who may see runs of `manifest`, besides their requesters and
+/// the admins: whoever may run or approve it, named as a person or through a
+/// group, at the top level or in any of its `[[rule]]`s.
+fn sees_script(config: &Config, manifest: &Manifest, person: &PersonId) -> bool {
+    let named =
+        |ps: Option<&Vec<Principal>>| ps.is_some_and(|ps| names_in_person(config, ps, person));
+    named(Some(&manifest.access.run))
+        || named(manifest.approval.as_ref().map(|a| &a.approvers))
+        || manifest
+            .rules
+            .iter()
+            .any(|r| named(r.run.as_ref()) || named(r.approvers.as_ref()))
+}
+
+/// Whether `actor` may see a run of `manifest` (None: no longer registered)
+/// requested by `requester`: its requester, anyone who may run or approve
+/// that script, the web admins, and ExecGov itself.
+pub fn may_view(
+    config: &Config,
+    manifest: Option<&Manifest>,
+    actor: &Actor,
+    requester: Option<&PersonId>,
+) -> bool {
+    let Some(person) = actor.person() else {
+        return matches!(actor, Actor::System);
+    };
+    requester == Some(person)
+        || is_admin(config, person)
+        || manifest.is_some_and(|m| sees_script(config, m, person))
+}
+
+/// [`may_view`] for listings, as a filter the store applies in SQL.
+pub fn visibility(config: &Config, catalog: &Catalog, actor: &Actor) -> Visibility {
+    let person = match actor {
+        Actor::System => return Visibility::All,
+        Actor::Person { person, .. } if is_admin(config, person) => return Visibility::All,
+        Actor::Person { person, .. } => person,
+        // An unmapped account sees nothing: no run has it as a configured requester.
+        _ => {
+            return Visibility::Person {
+                person: String::new(),
+                scripts: Vec::new(),
+            };
+        }
+    };
+    let scripts = catalog
+        .iter()
+        .filter(|m| sees_script(config, m, person))
+        .map(|m| m.name.to_string())
+        .collect();
+    Visibility::Person {
+        person: person.to_string(),
+        scripts,
+    }
+}
+
+/// Whether `actor` may approve or deny a run in `state` now.
+pub fn may_decide_now(
+    config: &Config,
+    manifest: Option<&Manifest>,
+    actor: &Actor,
+    requester: Option<&PersonId>,
+    state: RunState,
+) -> bool {
+    state == RunState::AwaitingApproval
+        && manifest.is_some_and(|m| may_decide(config, m, actor, requester).is_ok())
+}
+
+/// Whether `actor` may cancel a run: its requester or an approver of its
+/// script (whether the run can still be cancelled is the store's answer).
+pub fn may_cancel(
+    config: &Config,
+    manifest: Option<&Manifest>,
+    actor: &Actor,
+    requester: Option<&PersonId>,
+) -> bool {
+    let Some(person) = actor.person() else {
+        return false;
+    };
+    requester == Some(person)
+        || manifest.is_some_and(|m| may_decide(config, m, actor, None).is_ok())
 }
 
 /// Channel names for a place. The CLI and the web are the places `cli:local`

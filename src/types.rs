@@ -232,6 +232,8 @@ impl RunState {
                 | (AwaitingApproval, Queued)
                 | (AwaitingApproval, Cancelled)
                 | (Queued, Running)
+                // A claim that finds the run's approvals not backed by the audit log.
+                | (Queued, Failed)
                 | (Queued, Cancelled)
                 | (Running, Succeeded)
                 | (Running, Failed)
@@ -242,10 +244,111 @@ impl RunState {
     }
 }
 
+impl Default for RunState {
+    /// Before policy has answered.
+    fn default() -> Self {
+        RunState::Requested
+    }
+}
+
 impl fmt::Display for RunState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Whether `tag` may name a runner tag: lowercase letters, digits, `-`, `_`
+/// and `.`, starting with a letter or digit, at most 64 characters.
+pub fn check_tag(tag: &str) -> Result<(), String> {
+    let ok = !tag.is_empty()
+        && tag.len() <= 64
+        && tag.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{tag}` is not a runner tag (lowercase letters, digits, `-`, `_`, `.`; starts with a letter or digit)"
+        ))
+    }
+}
+
+/// How dangerous a script is. High needs a human's approval before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Risk {
+    #[default]
+    Low,
+    High,
+}
+
+impl Risk {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Risk::Low => "low",
+            Risk::High => "high",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Risk> {
+        [Risk::Low, Risk::High]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for Risk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A checked argument value. Dates are `Str("YYYY-MM-DD")`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ArgValue {
+    Bool(bool),
+    Int(i64),
+    Str(String),
+}
+
+impl ArgValue {
+    /// The value as one argv element.
+    pub fn to_arg(&self) -> String {
+        match self {
+            ArgValue::Bool(b) => b.to_string(),
+            ArgValue::Int(n) => n.to_string(),
+            ArgValue::Str(s) => s.clone(),
+        }
+    }
+}
+
+impl fmt::Display for ArgValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_arg())
+    }
+}
+
+/// Checked arguments by parameter name, defaults filled in.
+pub type Args = std::collections::BTreeMap<String, ArgValue>;
+
+/// Who may decide on a run that needs approval, as policy worked it out when the
+/// run was requested (kept with the run, so what approvers were told stays what
+/// it was even after the manifest changes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approvers {
+    /// The manifest's approver principals as written (`group:sre-leads`), for display.
+    #[serde(default)]
+    pub principals: Vec<String>,
+    /// The people who may approve this run (the requester left out unless
+    /// `self_approval = true`).
+    #[serde(default)]
+    pub eligible: Vec<PersonId>,
+    /// The `[channels]` name the approval request is posted to.
+    #[serde(default)]
+    pub channel: Option<String>,
 }
 
 #[cfg(test)]

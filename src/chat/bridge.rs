@@ -4,7 +4,10 @@
 use crate::command::{Command, ParseError};
 use crate::engine::{Engine, Request};
 use crate::types::RunId;
-use execgov_chat::{Inbound, InboundContent, InboundHandler, InboundReply, ReplyKind};
+use execgov_chat::{
+    Inbound, InboundContent, InboundHandler, InboundReply, Place, PlatformUser, ReplyKind,
+    cap_echoes,
+};
 use std::sync::Arc;
 
 /// The engine, as adapters see it.
@@ -48,7 +51,7 @@ impl InboundHandler for Bridge {
             Err(e) => {
                 return InboundReply {
                     kind: ReplyKind::Error,
-                    text: e.to_string(),
+                    text: cap_echoes(&e.to_string()),
                     run_id: None,
                 };
             }
@@ -69,9 +72,30 @@ impl InboundHandler for Bridge {
         }
     }
 
+    /// Audited as `run.refused` without a run, as the engine audits a request
+    /// it refuses before it becomes a run (an unknown script, bad arguments).
+    async fn refused(&self, actor: &PlatformUser, place: &Place, reason: &str) {
+        let actor = self.engine.actor_for(actor);
+        let details = serde_json::json!({ "place": place, "reason": reason });
+        if let Err(e) = self
+            .engine
+            .store()
+            .audit(
+                &actor.audit_name(),
+                "run.refused",
+                None,
+                details,
+                self.engine.now(),
+            )
+            .await
+        {
+            tracing::error!(error = %e, reason, "auditing a refused chat request failed");
+        }
+    }
+
     async fn first_time(&self, event_id: &str) -> bool {
         let store = self.engine.store();
-        match crate::store::foreground(store.first_time(event_id, self.engine.now())).await {
+        match store.first_time(event_id, self.engine.now()).await {
             Ok(first) => first,
             Err(e) => {
                 // Better to risk a duplicate than to drop a command: the store's

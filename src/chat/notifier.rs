@@ -30,6 +30,10 @@ const SWEEP_EVERY: Duration = Duration::from_secs(2);
 const RECENT_MS: i64 = 5 * 60 * 1000;
 /// After this many failures a post is given up (and the failure kept in `chat_posts`).
 const MAX_ATTEMPTS: i64 = 8;
+/// The most of a run's log a result carries for adapters to attach
+/// (`RunView::full_output`); a longer log is cut to its end, with a line
+/// saying so. Slack takes files of up to 50 MiB.
+const FULL_OUTPUT_MAX: u64 = 32 * 1024 * 1024;
 
 /// Posts and edits runs' chat messages through the configured adapters.
 pub struct Notifier {
@@ -130,7 +134,7 @@ impl Notifier {
         let run = store.get_run(id).await?;
         let approvals = store.approvals(id).await?;
         let artifacts = if run.state.is_final() {
-            store.artifacts(id).await?
+            crate::runs_data::artifacts_on_disk(&engine, id).await?
         } else {
             Vec::new()
         };
@@ -154,11 +158,16 @@ impl Notifier {
                     self.sync_status(&*adapter, &run, &place, view, &mut post)
                         .await
                 }
-                "approval" => {
-                    let message = Message::ApprovalRequest {
-                        approval: approval_view(view, &run, &approvals),
-                    };
-                    self.sync_message(&*adapter, &place, message, run.state.is_final(), &mut post)
+                "approval" | "review-overdue" => {
+                    let mut approval = approval_view(view, &run, &approvals);
+                    if role == "review-overdue" && run.reviewed_by.is_none() {
+                        approval.needed = format!("OVERDUE for review: {}", approval.needed);
+                    }
+                    let message = Message::ApprovalRequest { approval };
+                    // A break-glass run's request is edited until it is reviewed.
+                    let settled = run.state.is_final()
+                        && (run.break_glass.is_none() || run.reviewed_by.is_some());
+                    self.sync_message(&*adapter, &place, message, settled, &mut post)
                         .await
                 }
                 _ => Ok(Step::Done),
@@ -181,14 +190,13 @@ impl Notifier {
 
     /// Where a run's messages go: its status where it was asked (never for a
     /// refusal: the requester got that answer privately), and its approval
-    /// request in the approval channel's places.
+    /// request in the approval channel's places (a break-glass run's too, and
+    /// once more when its review is overdue).
     fn targets(&self, run: &Run) -> Vec<(String, Place)> {
         let mut out = Vec::new();
         let config = self.engine.config();
-        let place = serde_json::from_value::<Place>(run.place.clone()).ok();
-        if run.state != RunState::Refused
-            && let Some(place) = &place
-        {
+        if run.state != RunState::Refused {
+            let place = &run.place;
             match place.platform {
                 Platform::Slack | Platform::Matrix => {
                     out.push(("status".to_string(), place.clone()))
@@ -207,13 +215,19 @@ impl Notifier {
             }
         }
         if run.quorum > 0 && run.state != RunState::Refused {
-            let channel = run.approvers.get("channel").and_then(|c| c.as_str());
-            for key in channel
+            for key in run
+                .approvers
+                .channel
+                .as_deref()
                 .and_then(|c| config.channels.get(c))
                 .into_iter()
                 .flatten()
             {
                 if let Some(place) = parse_place(key) {
+                    // An unreviewed break-glass run past `review_within` is posted again.
+                    if run.review_reminded_at.is_some() {
+                        out.push(("review-overdue".to_string(), place.clone()));
+                    }
                     out.push(("approval".to_string(), place));
                 }
             }
@@ -239,16 +253,12 @@ impl Notifier {
             return Vec::new();
         };
         let config = self.engine.config();
-        let mut people: Vec<crate::types::PersonId> = Vec::new();
-        for p in &schedule.notify_on_failure {
-            match p {
-                crate::manifest::Principal::Person(x) => people.push(x.clone()),
-                crate::manifest::Principal::Group(g) => {
-                    people.extend(config.group(g).unwrap_or_default().iter().cloned())
-                }
-                crate::manifest::Principal::Anyone => {}
-            }
-        }
+        let mut people: Vec<crate::types::PersonId> = schedule
+            .notify_on_failure
+            .iter()
+            .filter(|p| !matches!(p, crate::manifest::Principal::Anyone))
+            .flat_map(|p| crate::policy::people_named(config, p))
+            .collect();
         people.sort();
         people.dedup();
         people
@@ -291,7 +301,7 @@ impl Notifier {
         if finished && !post.result_posted {
             let thread = place.thread.clone().or_else(|| post.message_id.clone());
             if thread.is_some() {
-                self.post_result(adapter, place, thread, view.clone(), post)
+                self.post_result(adapter, run, place, thread, view.clone(), post)
                     .await?;
                 self.hold.remember(run);
             }
@@ -305,7 +315,8 @@ impl Notifier {
         self.last_edit.insert(run.id, Instant::now());
         if finished && !post.result_posted {
             let thread = place.thread.clone().or_else(|| post.message_id.clone());
-            self.post_result(adapter, place, thread, view, post).await?;
+            self.post_result(adapter, run, place, thread, view, post)
+                .await?;
             self.hold.remember(run);
         }
         post.done = finished && post.result_posted;
@@ -315,14 +326,18 @@ impl Notifier {
         Ok(Step::Done)
     }
 
+    /// Posts a finished run's result in its thread, with its whole stored log
+    /// for the adapter to attach where it shows only the output's end.
     async fn post_result(
         &self,
         adapter: &dyn ChatAdapter,
+        run: &Run,
         place: &Place,
         thread: Option<String>,
-        view: execgov_chat::RunView,
+        mut view: execgov_chat::RunView,
         post: &mut ChatPost,
     ) -> Result<(), ChatError> {
+        view.full_output = self.full_output(run).await;
         let in_thread = Place {
             thread,
             ..place.clone()
@@ -336,6 +351,31 @@ impl Notifier {
             .await?;
         post.result_posted = true;
         Ok(())
+    }
+
+    /// The run's stored log as text, up to [`FULL_OUTPUT_MAX`] (its end, with a
+    /// first line saying what was left out); `None` when there is none or it
+    /// cannot be read now (the adapter then attaches the tail and says so).
+    async fn full_output(&self, run: &Run) -> Option<String> {
+        match crate::runs_data::log_tail(&self.engine, run, FULL_OUTPUT_MAX).await {
+            Ok(Some((bytes, cut))) => {
+                let text = String::from_utf8_lossy(&bytes);
+                Some(if cut {
+                    format!(
+                        "[only the last {} of the log; the whole log is behind the audit link: {}]\n{text}",
+                        bytesize::ByteSize::b(FULL_OUTPUT_MAX),
+                        self.engine.audit_link(run)
+                    )
+                } else {
+                    text.into_owned()
+                })
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(run_id = %run.id, error = %e, "reading the run's log for its result failed");
+                None
+            }
+        }
     }
 
     /// Posts `message` once, then edits it whenever what it shows changes.
@@ -405,7 +445,11 @@ impl Notifier {
             if post.done || post.next_at > now {
                 continue;
             }
-            let text = format!("Run {}: {}", run.id, super::views::decision_text(a));
+            let text = format!(
+                "Run {}: {}",
+                run.id,
+                crate::engine::render::decision_text(a)
+            );
             let out = Outbound {
                 place: Place {
                     thread: thread.clone(),

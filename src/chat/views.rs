@@ -3,7 +3,7 @@
 
 use crate::clock::format_ms;
 use crate::engine::Engine;
-use crate::engine::render::{place_text, stored_args_text};
+use crate::engine::render::{decision_text, place_text, stored_args_text};
 use crate::store::{Approval, Artifact, Run};
 use crate::types::{Platform, PlatformUser, RunState};
 use execgov_chat::{ApprovalView, OutboundFile, RunView};
@@ -18,17 +18,13 @@ pub fn run_view(
 ) -> RunView {
     let requester = run
         .requester_person
-        .clone()
+        .as_ref()
+        .map(|p| p.to_string())
         .unwrap_or_else(|| run.requester.clone());
     let requester_account = run
         .requester_person
         .as_ref()
-        .and_then(|p| {
-            engine
-                .config()
-                .people
-                .get(&crate::types::PersonId(p.clone()))
-        })
+        .and_then(|p| engine.config().people.get(p))
         .and_then(|person| match platform {
             Platform::Slack => person.slack.clone(),
             Platform::Matrix => person.matrix.clone(),
@@ -74,6 +70,7 @@ pub fn run_view(
         duration_ms,
         reason,
         output_tail: run.output_tail.clone(),
+        full_output: None,
         result: run.result.clone(),
         audit_link: engine.audit_link(run),
         files: artifacts
@@ -84,30 +81,30 @@ pub fn run_view(
             })
             .collect(),
         decisions: approvals.iter().map(decision_text).collect(),
-        waiting_for: (run.state == RunState::AwaitingApproval).then(|| {
-            format!(
-                "{}; expires {}",
-                still_needed(run, approvals),
-                expires_text(run)
-            )
-        }),
+        waiting_for: (run.state == RunState::AwaitingApproval)
+            .then(|| {
+                format!(
+                    "{}; expires {}",
+                    still_needed(run, approvals),
+                    expires_text(run)
+                )
+            })
+            .or_else(|| crate::engine::render::waiting_text(run)),
         mentions: Vec::new(),
+        flag: crate::engine::render::break_glass_text(run),
     }
 }
 
-/// `1 more approval(s) from bob, dave`: what an open request still needs.
+/// `1 more approval(s) from bob, dave under rule `prod``: what an open
+/// request still needs, and the `[[rule]]` that asks for it.
 fn still_needed(run: &Run, approvals: &[Approval]) -> String {
     let approves = approvals.iter().filter(|a| a.approve).count() as i64;
-    let eligible: Vec<&str> = run
-        .approvers
-        .get("eligible")
-        .and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
-        .unwrap_or_default();
+    let eligible: Vec<&str> = run.approvers.eligible.iter().map(|p| p.as_str()).collect();
     format!(
-        "{} more approval(s) from {}",
+        "{} more approval(s) from {}{}",
         (run.quorum - approves).max(0),
-        eligible.join(", ")
+        eligible.join(", "),
+        crate::engine::rule_note(run.rule.as_deref())
     )
 }
 
@@ -117,22 +114,14 @@ fn expires_text(run: &Run) -> String {
         .unwrap_or_else(|| "never".into())
 }
 
-/// `bob approved at 2026-11-24 10:02:00 UTC` / `dave denied at …: reason`.
-pub fn decision_text(a: &Approval) -> String {
-    let what = if a.approve { "approved" } else { "denied" };
-    let why = a
-        .reason
-        .as_deref()
-        .map(|r| format!(": {r}"))
-        .unwrap_or_default();
-    format!("{} {what} at {}{why}", a.approver, format_ms(a.at))
-}
-
 /// The approval request for `run`.
 pub fn approval_view(run_view: RunView, run: &Run, approvals: &[Approval]) -> ApprovalView {
     let open = run.state == RunState::AwaitingApproval;
     let needed = if open {
         still_needed(run, approvals)
+    } else if let Some(mark) = crate::engine::render::break_glass_text(run) {
+        // Approvers are told at once; the request reads as the review it needs.
+        mark
     } else {
         format!("decided: {}", run.state.as_str().replace('_', " "))
     };

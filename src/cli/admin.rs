@@ -1,25 +1,32 @@
-//! `check`, `runs`, `show`, `audit verify`: reading and linting, no runs started.
+//! `check`, `runs`, `show`, `list --json`, `explain --json`, `audit verify |
+//! key | checkpoint`: reading and linting, no runs started.
 
-use super::EXIT_RUN_FAILED;
+use super::{As, EXIT_RUN_FAILED, local};
 use crate::app;
-use crate::clock::{SystemClock, format_ms};
+use crate::audit;
+use crate::clock::{Clock, SystemClock, format_ms};
 use crate::config::Config;
-use crate::engine::run_summary;
+use crate::engine::{Engine, run_summary};
 use crate::manifest;
-use crate::store::{ChainCheck, RunFilter, Store};
-use crate::types::{RunId, RunState};
+use crate::policy;
+use crate::store::web::{RunQuery, Visibility};
+use crate::store::{ChainCheck, Run, Store};
+use crate::types::{Actor, RunId, RunState};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// `execgov check [DIR]`: every problem as `file:line: message`; exit 1 if any.
+/// `execgov check [DIR]`: every problem as `file:line: message`, then each schedule
+/// of the manifests that load with its next fire times (so a wrong expression shows
+/// in what it does, not only in what it says); exit 1 if any problem.
 pub(super) fn check(config: &Config, dir: Option<PathBuf>) -> ExitCode {
     let dir = dir.unwrap_or_else(|| config.manifests.clone());
     let (catalog, problems) = manifest::load_catalog(&dir, config);
     for p in &problems {
         println!("{p}");
     }
+    super::schedules::print_next_fires(&catalog, SystemClock.now_ms());
     if problems.is_empty() {
         println!("ok: {} manifests in {}", catalog.len(), dir.display());
         ExitCode::SUCCESS
@@ -30,47 +37,71 @@ pub(super) fn check(config: &Config, dir: Option<PathBuf>) -> ExitCode {
 }
 
 async fn store(config: &Config) -> anyhow::Result<Store> {
-    Store::connect(&config.database_url).await.with_context(|| {
-        format!(
-            "opening the database {}",
-            app::redact_url(&config.database_url)
-        )
-    })
+    crate::audit::open_store(config).await
 }
 
-pub(super) async fn runs(
-    config: Config,
-    script: Option<String>,
-    state: Option<String>,
-    limit: i64,
-) -> anyhow::Result<ExitCode> {
-    let state = match state {
+/// `execgov runs`'s filters.
+pub(super) struct RunsArgs {
+    pub script: Option<String>,
+    pub state: Option<String>,
+    pub limit: i64,
+    pub json: bool,
+}
+
+/// `execgov runs`: every run, or with `--as` the runs that person may see
+/// (the same rule as the web's `/runs`).
+pub(super) async fn runs(config: Config, a: RunsArgs, who: &As) -> anyhow::Result<ExitCode> {
+    let state = match a.state {
         Some(s) => Some(RunState::parse(&s).with_context(|| {
             let all: Vec<&str> = RunState::ALL.iter().map(|s| s.as_str()).collect();
             format!("--state {s}: not a state (states: {})", all.join(", "))
         })?),
         None => None,
     };
-    let store = store(&config).await?;
-    let runs = store
-        .list_runs(&RunFilter {
-            script,
-            person: None,
+    let engine = app::build_engine(Arc::new(config), Arc::new(SystemClock)).await?;
+    let viewer = viewer(&engine, who).await?;
+    let visible = match &viewer {
+        Some(actor) => policy::visibility(engine.config(), &engine.catalog(), actor),
+        None => Visibility::All,
+    };
+    let runs: Vec<Run> = engine
+        .store()
+        .query_runs(&RunQuery {
+            script: a.script,
             state,
-            before_id: None,
-            limit,
+            limit: a.limit,
+            visible,
+            ..RunQuery::default()
         })
-        .await?;
+        .await?
+        .into_iter()
+        .filter(|r| viewer.as_ref().is_none_or(|v| engine.may_view(v, r)))
+        .collect();
+    if a.json {
+        let docs: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|r| crate::web::run_json(&engine, r))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&docs)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     if runs.is_empty() {
         println!("no runs");
     }
     for r in runs {
+        // The person (an impersonation shows in `show`), else who asked: a
+        // schedule, an unmapped account.
+        let by = r
+            .requester_person
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| r.requester.clone());
         println!(
-            "{:>6}  {:<18} {:<18} {:<24} {}  {}",
-            r.id,
+            "{:>6}  {:<18} {:<18} {:<12} {}  {}",
+            r.id.to_string(),
             r.state.as_str(),
             r.script,
-            r.requester,
+            by,
             format_ms(r.created_at),
             crate::engine::render::stored_args_text(&r)
         );
@@ -78,17 +109,39 @@ pub(super) async fn runs(
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) async fn show(config: Config, id: &str) -> anyhow::Result<ExitCode> {
+/// With `--as PERSON`, the actor whose view `runs` and `show` keep to;
+/// without, None: whoever reads the database sees every run.
+async fn viewer(engine: &Engine, who: &As) -> anyhow::Result<Option<Actor>> {
+    match who.person {
+        Some(_) => Ok(Some(local::cli_actor(engine, who).await?)),
+        None => Ok(None),
+    }
+}
+
+/// `execgov show ID`: one run; with `--as`, a run that person may not see
+/// answers as a missing one does.
+pub(super) async fn show(
+    config: Config,
+    id: &str,
+    json: bool,
+    who: &As,
+) -> anyhow::Result<ExitCode> {
     let id = RunId::parse(id).map_err(anyhow::Error::msg)?;
     let engine = app::build_engine(Arc::new(config), Arc::new(SystemClock)).await?;
+    let viewer = viewer(&engine, who).await?;
     let run = match engine.store().get_run(id).await {
-        Ok(r) => r,
-        Err(crate::store::StoreError::NotFound(_)) => {
+        Ok(r) if viewer.as_ref().is_none_or(|v| engine.may_view(v, &r)) => r,
+        Ok(_) | Err(crate::store::StoreError::NotFound(_)) => {
             eprintln!("no run {id}");
             return Ok(ExitCode::from(super::EXIT_REFUSED));
         }
         Err(e) => return Err(e.into()),
     };
+    if json {
+        let doc = crate::web::run_document(&engine, &run).await?;
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let approvals = engine.store().approvals(id).await?;
     println!(
         "{}",
@@ -97,11 +150,82 @@ pub(super) async fn show(config: Config, id: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) async fn audit_verify(config: Config) -> anyhow::Result<ExitCode> {
+/// `execgov explain SCRIPT … --json`: the explanation the text answer is made
+/// from, as one document.
+pub(super) async fn explain_json(
+    config: Config,
+    script: &str,
+    args: &[(String, String)],
+    who: &As,
+) -> anyhow::Result<ExitCode> {
+    let engine = app::build_engine(Arc::new(config), Arc::new(SystemClock)).await?;
+    let actor = local::cli_actor(&engine, who).await?;
+    match engine
+        .explanation(&actor, &local::cli_place(), script, args)
+        .await?
+    {
+        Ok(e) => {
+            println!("{}", serde_json::to_string_pretty(&e)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(message) => {
+            eprintln!("{message}");
+            if let Some(hint) = local::unmapped_hint(engine.config(), &actor) {
+                eprintln!("{hint}");
+            }
+            Ok(ExitCode::from(super::EXIT_REFUSED))
+        }
+    }
+}
+
+/// `execgov audit verify [--checkpoints FILE [--key ed25519:…]]`: exit 0 when
+/// the chain (and every checkpoint) holds, 1 naming the first entry (or
+/// checkpoint line) that does not.
+pub(super) async fn audit_verify(
+    config: Config,
+    checkpoints: Option<PathBuf>,
+    key: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let witnessed = match &checkpoints {
+        Some(file) => {
+            let public = match &key {
+                Some(token) => audit::parse_public_key(token)?,
+                None => audit::signing_key(&config)?.verifying_key(),
+            };
+            match audit::read_checkpoints(file, &public)? {
+                Ok(list) => list,
+                Err(problem) => {
+                    println!("checkpoint broken at {problem}");
+                    return Ok(ExitCode::from(EXIT_RUN_FAILED));
+                }
+            }
+        }
+        None => Vec::new(),
+    };
     let store = store(&config).await?;
-    match store.verify_chain().await? {
+    let key = store.audit_key();
+    let check = store
+        .verify_chain_against(key.as_deref(), &witnessed)
+        .await?;
+    let keyed_from = store.audit_keyed_from().await?;
+    store.close().await;
+    match check {
         ChainCheck::Ok { entries } => {
-            println!("ok: {entries} entries");
+            let keyed = match keyed_from {
+                Some(1) => "all keyed".to_string(),
+                Some(seq) => format!("keyed from entry {seq}, plain SHA-256 before it"),
+                None => "none keyed yet".to_string(),
+            };
+            let against = match (&checkpoints, witnessed.last()) {
+                (Some(_), Some(last)) => format!(
+                    "; {} checkpoint(s) hold, the newest at entry {}",
+                    witnessed.len(),
+                    last.seq
+                ),
+                (Some(_), None) => "; the checkpoint file is empty".to_string(),
+                (None, _) => String::new(),
+            };
+            println!("ok: {entries} entries ({keyed}){against}");
             Ok(ExitCode::SUCCESS)
         }
         ChainCheck::Broken { seq, reason } => {
@@ -109,4 +233,66 @@ pub(super) async fn audit_verify(config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(EXIT_RUN_FAILED))
         }
     }
+}
+
+/// `execgov list --json`: every script with its parameters, and whether the
+/// one asking may run it from here, as one document.
+pub(super) async fn list_json(config: Config, who: &As) -> anyhow::Result<ExitCode> {
+    let engine = app::build_engine(Arc::new(config), Arc::new(SystemClock)).await?;
+    let actor = local::cli_actor(&engine, who).await?;
+    let place = local::cli_place();
+    let scripts: Vec<serde_json::Value> = engine
+        .catalog()
+        .iter()
+        .map(|m| {
+            let params: Vec<serde_json::Value> = m
+                .params
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "name": p.name,
+                        "type": p.kind.type_name(),
+                        "required": p.required && p.default.is_none(),
+                        "default": p.default,
+                        "description": p.description,
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "name": m.name,
+                "description": m.description,
+                "risk": m.risk.as_str(),
+                "runs_on": m.runs_on,
+                "may_run": policy::may_run(engine.config(), m, &actor, &place) == policy::Access::Allowed,
+                "params": params,
+                "usage": m.usage(),
+            })
+        })
+        .collect();
+    println!("{}", serde_json::to_string_pretty(&scripts)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `execgov audit key`: the public key checkpoints are signed with, one token.
+pub(super) fn audit_key(config: &Config) -> anyhow::Result<ExitCode> {
+    let key = audit::signing_key(config)?;
+    println!("{}", audit::public_key_token(&key.verifying_key()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `execgov audit checkpoint`: signs the chain's head now and appends it to the
+/// checkpoint file; prints the line written.
+pub(super) async fn audit_checkpoint(config: Config) -> anyhow::Result<ExitCode> {
+    let key = audit::signing_key(&config)?;
+    let store = store(&config).await?;
+    let written = audit::write_checkpoint(&store, &config, &key, SystemClock.now_ms()).await;
+    store.close().await;
+    let written = written?;
+    println!(
+        "checkpoint: entry {} {} -> {}",
+        written.seq,
+        written.hash,
+        config.checkpoint_file().display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

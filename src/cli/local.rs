@@ -1,13 +1,13 @@
 //! The CLI as a local channel: who is acting, and running the pool in this
 //! process when no server is there to run what was asked.
 
-use super::{As, EXIT_REFUSED, EXIT_RUN_FAILED};
+use super::{As, EXIT_REFUSED};
 use crate::app::{self, Application};
 use crate::clock::SystemClock;
 use crate::command::Command;
 use crate::config::Config;
 use crate::engine::{Engine, Request, run_summary};
-use crate::pool::{Pool, PoolOptions};
+use crate::runner::{Local, LocalOptions};
 use crate::types::{Actor, PersonId, Place, Platform, PlatformUser, RunId, RunState};
 use anyhow::Context;
 use std::process::ExitCode;
@@ -23,16 +23,6 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     app::cancel_on_signals(shutdown.clone());
     app.run_until_stopped(shutdown).await?;
-    Ok(ExitCode::SUCCESS)
-}
-
-pub(super) async fn worker(config: Config) -> anyhow::Result<ExitCode> {
-    let engine = app::build_engine(Arc::new(config), Arc::new(SystemClock)).await?;
-    let opts = PoolOptions::from_engine(&engine);
-    tracing::info!(worker = %opts.worker_id, pool_size = opts.pool_size, "worker started");
-    let shutdown = CancellationToken::new();
-    app::cancel_on_signals(shutdown.clone());
-    Pool::new(engine, opts).run_until_stopped(shutdown).await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -52,13 +42,10 @@ pub(super) fn kv_args(words: &[String]) -> Option<Vec<(String, String)>> {
 }
 
 /// The OS user running this process, mapped through `people.*.unix`; with
-/// `--as`, the named person, audited as impersonation by the OS user.
-fn cli_actor(engine: &Engine, who: &As) -> anyhow::Result<Actor> {
-    let os_user = nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_else(|| format!("uid{}", nix::unistd::getuid()));
+/// `--as`, the named person, audited as impersonation by the OS user. A
+/// refused `--as` is audited (`cli.as_refused`) before its error is returned.
+pub(super) async fn cli_actor(engine: &Engine, who: &As) -> anyhow::Result<Actor> {
+    let os_user = os_user();
     let via = PlatformUser {
         platform: Platform::Cli,
         id: os_user.clone(),
@@ -67,29 +54,75 @@ fn cli_actor(engine: &Engine, who: &As) -> anyhow::Result<Actor> {
         return Ok(engine.actor_for(&via));
     };
     let config = engine.config();
-    if !config.cli.impersonation {
-        anyhow::bail!(
+    let refusal = if !config.cli.impersonation {
+        Some(format!(
             "--as is not allowed by this config; set [cli] impersonation = true (demo configs only) in {}",
-            config
-                .source
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "execgov.toml".into())
-        );
-    }
-    let person = PersonId(name.clone());
-    if !config.people.contains_key(&person) {
+            config_path_text(config)
+        ))
+    } else if !config.people.contains_key(&PersonId(name.clone())) {
         let known: Vec<&str> = config.people.keys().map(|p| p.as_str()).collect();
-        anyhow::bail!(
+        Some(format!(
             "--as {name}: no such person in the config (people: {})",
             known.join(", ")
-        );
+        ))
+    } else {
+        None
+    };
+    if let Some(reason) = refusal {
+        let details = serde_json::json!({ "as": name, "os_user": os_user, "reason": reason });
+        engine
+            .store()
+            .audit(
+                &engine.actor_for(&via).audit_name(),
+                "cli.as_refused",
+                None,
+                details,
+                engine.now(),
+            )
+            .await
+            .context("recording the refused --as in the audit log")?;
+        return Err(super::Refused(reason).into());
     }
     Ok(Actor::Person {
-        person,
+        person: PersonId(name.clone()),
         via,
         impersonated_by: Some(os_user),
     })
+}
+
+/// The login name of the OS user running this process (`uid<N>` when it has none).
+fn os_user() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| format!("uid{}", nix::unistd::getuid()))
+}
+
+/// The config file this process read, as a path to point people at.
+fn config_path_text(config: &Config) -> String {
+    config
+        .source
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "execgov.toml (no config file was read; create it)".into())
+}
+
+/// For an OS user who maps to no configured person: the two ways to act as one.
+pub(super) fn unmapped_hint(config: &Config, actor: &Actor) -> Option<String> {
+    let Actor::Unknown { via } = actor else {
+        return None;
+    };
+    let mut out = format!(
+        "the OS user `{user}` is no configured person here; to act as one, add \
+         `unix = \"{user}\"` to a person in {}",
+        config_path_text(config),
+        user = via.id
+    );
+    if config.cli.impersonation {
+        out.push_str(", or pass `--as PERSON` (this config allows impersonation)");
+    }
+    Some(out)
 }
 
 /// Sends one command through the engine, prints the answer, and where the
@@ -101,25 +134,39 @@ pub(super) async fn handle(
     wait: bool,
 ) -> anyhow::Result<ExitCode> {
     let engine = app::build_engine(Arc::new(config), Arc::new(SystemClock)).await?;
-    let actor = cli_actor(&engine, who)?;
-    let is_run = matches!(command, Command::Run { .. });
+    let actor = cli_actor(&engine, who).await?;
+    let hint = unmapped_hint(engine.config(), &actor);
+    let is_run = matches!(command, Command::Run { .. } | Command::BreakGlass { .. });
+    let is_list = matches!(command, Command::List);
+    // Only these can leave a run queued that nothing else would start.
+    let makes_runnable = is_run || matches!(command, Command::Approve { .. });
     let reply = engine
         .handle(Request {
             actor,
-            place: Place::new(Platform::Cli, "local"),
+            place: cli_place(),
             command,
         })
         .await;
     if reply.is_error() {
         eprintln!("{}", reply.text);
+        if let Some(hint) = hint {
+            eprintln!("{hint}");
+        }
         return Ok(ExitCode::from(EXIT_REFUSED));
     }
     println!("{}", reply.text);
+    if let Some(hint) = hint.filter(|_| is_list) {
+        eprintln!("{hint}");
+    }
     let Some(run) = reply.run else {
         return Ok(ExitCode::SUCCESS);
     };
-    let must_run_here = run.state == RunState::Queued && !server_running(&engine).await?;
-    let follow = (is_run && wait) || must_run_here;
+    let must_run_here =
+        makes_runnable && run.state == RunState::Queued && !server_running(&engine).await?;
+    // `run --wait` follows the run to its end; an approval that made it
+    // runnable (`approve` asks with `wait`) follows it too.
+    let runnable = matches!(run.state, RunState::Queued | RunState::Running);
+    let follow = (wait && makes_runnable && (is_run || runnable)) || must_run_here;
     if !follow {
         return Ok(ExitCode::SUCCESS);
     }
@@ -132,11 +179,12 @@ pub(super) async fn handle(
         "{}",
         run_summary(&end, &approvals, Some(&engine.audit_link(&end)))
     );
-    Ok(if end.state == RunState::Succeeded {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_RUN_FAILED)
-    })
+    Ok(ExitCode::from(super::run_exit_code(&end)))
+}
+
+/// Where CLI commands come from.
+pub(super) fn cli_place() -> Place {
+    Place::new(Platform::Cli, "local")
 }
 
 async fn server_running(engine: &Engine) -> anyhow::Result<bool> {
@@ -148,11 +196,11 @@ async fn server_running(engine: &Engine) -> anyhow::Result<bool> {
 }
 
 /// Waits until the run is final, running a pool here while no server is up.
-/// Progress lines go to stderr.
+/// Every `::progress` line of its log goes to stderr, in order.
 async fn wait_for_end(engine: &Arc<Engine>, id: RunId) -> anyhow::Result<crate::store::Run> {
     let mut events = engine.subscribe();
-    let mut pool: Option<(CancellationToken, tokio::task::JoinHandle<()>, String)> = None;
-    let mut last_progress = String::new();
+    let mut local: Option<(CancellationToken, tokio::task::JoinHandle<()>)> = None;
+    let mut log_read = 0;
     let mut announced_wait = false;
     let end = loop {
         let run = engine
@@ -160,6 +208,7 @@ async fn wait_for_end(engine: &Arc<Engine>, id: RunId) -> anyhow::Result<crate::
             .get_run(id)
             .await
             .context("reading the run")?;
+        log_read = print_progress(engine, id, log_read, run.state.is_final()).await?;
         if run.state.is_final() {
             break run;
         }
@@ -167,24 +216,11 @@ async fn wait_for_end(engine: &Arc<Engine>, id: RunId) -> anyhow::Result<crate::
             eprintln!("waiting for approval of run {id} …");
             announced_wait = true;
         }
-        if pool.is_none() && run.state == RunState::Queued && !server_running(engine).await? {
-            let opts = PoolOptions::from_engine(engine);
-            let worker = opts.worker_id.clone();
+        if local.is_none() && run.state == RunState::Queued && !server_running(engine).await? {
+            let opts = LocalOptions::from_engine(engine);
             let stop = CancellationToken::new();
-            let task =
-                tokio::spawn(Pool::new(engine.clone(), opts).run_until_stopped(stop.clone()));
-            pool = Some((stop, task, worker));
-        }
-        let progress = format!(
-            "{}{}",
-            run.progress_pct
-                .map(|p| format!("{p}% "))
-                .unwrap_or_default(),
-            run.progress_text.clone().unwrap_or_default()
-        );
-        if !progress.is_empty() && progress != last_progress {
-            eprintln!("progress: {progress}");
-            last_progress = progress;
+            let runner = Local::new(engine.clone(), opts).run_until_stopped(None, stop.clone());
+            local = Some((stop, tokio::spawn(runner)));
         }
         let _ = tokio::time::timeout(Duration::from_millis(250), async {
             while let Ok(e) = events.recv().await {
@@ -195,11 +231,32 @@ async fn wait_for_end(engine: &Arc<Engine>, id: RunId) -> anyhow::Result<crate::
         })
         .await;
     };
-    if let Some((stop, task, worker)) = pool {
+    if let Some((stop, task)) = local {
         stop.cancel();
         let _ = task.await;
-        // Leave no heartbeat behind: the next CLI must not think a server is up.
-        engine.store().heartbeat(&worker, 0).await.ok();
     }
     Ok(end)
+}
+
+/// Prints the `::progress` lines of the run's stored log from byte `from` as
+/// `progress: 40% Exporting rows`, and returns where the next read starts: after
+/// the last whole line, or, once the run is `over`, after everything.
+async fn print_progress(engine: &Engine, id: RunId, from: u64, over: bool) -> anyhow::Result<u64> {
+    let bytes = engine
+        .store()
+        .log_bytes(id, from, u64::MAX)
+        .await
+        .context("reading the run's log")?;
+    let whole = if over {
+        bytes.len()
+    } else {
+        bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)
+    };
+    for line in bytes[..whole].split(|b| *b == b'\n') {
+        if let Some(p) = execgov_runner::parse_progress(line) {
+            let pct = p.percent.map(|n| format!("{n}% ")).unwrap_or_default();
+            eprintln!("{}", format!("progress: {pct}{}", p.text).trim_end());
+        }
+    }
+    Ok(from + whole as u64)
 }

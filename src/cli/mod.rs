@@ -2,12 +2,24 @@
 //! `approve`, `deny`, …) that goes through the same engine and rules as chat.
 //!
 //! - `mod.rs`: arguments and dispatch.
-//! - `local.rs`: the CLI actor (OS user through `people.*.unix`, `--as`), and
-//!   running the pool in this process when no server is running.
-//! - `admin.rs`: `check`, `runs`, `show`, `audit verify`.
+//! - `local.rs`: the CLI actor (OS user through `people.*.unix`, `--as`, the
+//!   hint for an unmapped OS user), and running a local runner in this process
+//!   when no server is running.
+//! - `admin.rs`: `check`, `runs`, `show`, `list --json`, `explain --json`,
+//!   `audit verify | key | checkpoint`.
+//! - `prepare.rs`: `prepare`, the Python environments of `[python]` manifests.
+//! - `runners.rs`: `runner` (a remote runner), `runners enrol | list | revoke`.
+//! - `backup.rs`: `backup FILE`, a consistent copy of the SQLite database.
+//! - [`logging`]: text or JSON log lines on stderr.
+//! - `init.rs`: `init`, a manifest from a Python script's argparse parser.
 
 mod admin;
+mod backup;
+mod init;
 mod local;
+pub mod logging;
+mod prepare;
+mod runners;
 mod schedules;
 
 use crate::command::Command;
@@ -17,15 +29,58 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Exit codes: 0 done / succeeded, 1 a run ended badly or a check failed, 2 usage or refusal.
+/// Exit codes (see `execgov --help`): 0 done / succeeded; a waited-for run
+/// that ran to its end exits with the script's own code; otherwise codes a
+/// script's own cannot be mistaken for (as `timeout(1)` and sysexits do).
 pub const EXIT_RUN_FAILED: u8 = 1;
-pub const EXIT_REFUSED: u8 = 2;
+/// Refused (not allowed, the requester approving, no such run) or rejected.
+pub const EXIT_REFUSED: u8 = 77;
+/// The run timed out (as `timeout(1)`).
+pub const EXIT_TIMED_OUT: u8 = 124;
+/// The run expired, was cancelled or interrupted: try again.
+pub const EXIT_TEMPFAIL: u8 = 75;
+
+/// A refusal: `main` exits with [`EXIT_REFUSED`] for it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+/// The exit code of `execgov`'s error.
+pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    if e.is::<Refused>() {
+        EXIT_REFUSED
+    } else {
+        EXIT_RUN_FAILED
+    }
+}
+
+/// How a waited-for run's end reads as an exit code.
+pub fn run_exit_code(run: &crate::store::Run) -> u8 {
+    use crate::types::RunState;
+    match run.state {
+        RunState::Succeeded => 0,
+        RunState::Failed => match run.exit_code {
+            Some(code) if (1..=255).contains(&code) => code as u8,
+            _ => EXIT_RUN_FAILED,
+        },
+        RunState::TimedOut => EXIT_TIMED_OUT,
+        RunState::Rejected => EXIT_REFUSED,
+        RunState::Expired | RunState::Cancelled | RunState::Interrupted => EXIT_TEMPFAIL,
+        _ => EXIT_RUN_FAILED,
+    }
+}
+/// A command that cannot do what was asked as asked (sysexits' `EX_USAGE`).
+pub const EXIT_USAGE: u8 = 64;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "execgov",
     version,
-    about = "Governed execution of team scripts from Slack, Matrix and the CLI"
+    about = "Governed execution of team scripts from Slack, Matrix and the CLI",
+    disable_help_subcommand = true,
+    after_help = "Exit codes: 0 done; `run --wait` exits with the script's own code when it ran \
+to its end (1 when it failed without one), 124 timed out, 77 refused or rejected, 75 expired, \
+cancelled or interrupted, 64 usage error."
 )]
 pub struct Cli {
     /// Config file (else $EXECGOV_CONFIG, else ./execgov.toml, else defaults).
@@ -37,13 +92,20 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Run the server: HTTP (audit links, health) and the worker pool.
+    /// Run the server: HTTP (web, chat, audit links, runner protocol, health)
+    /// and its local runner.
     Serve,
-    /// Run only a worker pool against the configured database (more capacity
-    /// beside `serve`; PostgreSQL or one host's SQLite).
-    Worker,
+    /// Run scripts for a server, on this host: `execgov runner --server URL
+    /// --token-file F --tags db-host`. Never opens the database.
+    Runner(runners::RunnerArgs),
     /// Validate every manifest in DIR (default: the config's manifests folder).
     Check { dir: Option<PathBuf> },
+    /// Build (or find) the Python environment of SCRIPT (default: every
+    /// `[python]` manifest) under the local runner's envs folder.
+    Prepare { script: Option<String> },
+    /// Write a manifest from a Python script's argparse parser (without running
+    /// its main work): `execgov init scripts/report.py --run group:analysts`.
+    Init(init::InitArgs),
     /// Ask for a run: `execgov run report-export month=2026-10 --wait`.
     Run {
         script: String,
@@ -52,6 +114,18 @@ pub enum Cmd {
         /// Wait for the run's end; exit 0 on success, non-zero otherwise.
         #[arg(long)]
         wait: bool,
+        /// Break glass: start without waiting for the approval the run needs,
+        /// for this reason ([access] break_glass; approvers review it after).
+        #[arg(long, value_name = "REASON")]
+        break_glass: Option<String>,
+        #[command(flatten)]
+        who: As,
+    },
+    /// Review a break-glass run (an approver of it, not its requester).
+    Review {
+        id: String,
+        /// What was checked (optional).
+        note: Vec<String>,
         #[command(flatten)]
         who: As,
     },
@@ -59,6 +133,9 @@ pub enum Cmd {
     Explain {
         script: String,
         args: Vec<String>,
+        /// One JSON document (may, why not, approval, argv, runners, timeout).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         who: As,
     },
@@ -82,65 +159,173 @@ pub enum Cmd {
         #[command(flatten)]
         who: As,
     },
-    /// List the scripts.
-    List,
-    /// List runs, newest first.
+    /// List the scripts, marking those you may not run here.
+    List {
+        /// One JSON document.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        who: As,
+    },
+    /// How to run SCRIPT (its parameters, risk and approval), as in chat;
+    /// without SCRIPT, this command line's help.
+    Help {
+        script: Option<String>,
+        #[command(flatten)]
+        who: As,
+    },
+    /// A run's state, as in chat (`status 42`).
+    Status {
+        id: String,
+        #[command(flatten)]
+        who: As,
+    },
+    /// List runs, newest first: every run, or with `--as` those that person
+    /// may see (as on the web).
     Runs {
         #[arg(long)]
         script: Option<String>,
         #[arg(long)]
         state: Option<String>,
+        /// At most this many (1 to 500).
         #[arg(long, default_value_t = 20)]
         limit: i64,
+        /// One JSON document (an array of runs).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        who: As,
     },
-    /// Show one run: state, approvals, result, output tail, audit link.
-    Show { id: String },
+    /// Show one run: state, approvals, result, output tail, audit link (with
+    /// `--as`, only a run that person may see).
+    Show {
+        id: String,
+        /// The run (with its result, approvals, files, timeline) as one JSON document.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        who: As,
+    },
     /// List every schedule with its next three fire times (its timezone and UTC).
-    Schedules,
+    Schedules {
+        /// One JSON document.
+        #[arg(long)]
+        json: bool,
+    },
     /// Ask every server on the configured database to reload its manifests.
     Reload,
+    /// Copy the SQLite database into FILE, consistently, while `serve` runs
+    /// (never overwrites FILE). On PostgreSQL: prints the pg_dump command.
+    Backup { file: PathBuf },
     /// The audit log.
     Audit {
         #[command(subcommand)]
         what: AuditCmd,
     },
+    /// Runners: enrol, list, revoke (on the server).
+    Runners {
+        #[command(subcommand)]
+        what: RunnersCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunnersCmd {
+    /// A one-time enrolment token (valid 1 h) for a new runner, alone on the last line.
+    Enrol {
+        name: String,
+        /// The runner's tags, comma-separated (`--tags db-host,eu`).
+        #[arg(long, value_delimiter = ',')]
+        tags: Vec<String>,
+    },
+    /// Every runner: tags, slots, runs going, last seen.
+    List,
+    /// Refuse a runner from now on; its running runs become interrupted.
+    Revoke { name: String },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCmd {
-    /// Check the hash chain: `ok: N entries`, or the first entry that does not verify.
-    Verify,
+    /// Check the hash chain with the audit key: `ok: N entries`, or the first
+    /// entry that does not verify. With `--checkpoints FILE`, also that the chain
+    /// still holds every head a signed checkpoint saw.
+    Verify {
+        /// A checkpoint file (JSON lines, as `audit checkpoint` and `serve` write).
+        #[arg(long, value_name = "FILE")]
+        checkpoints: Option<PathBuf>,
+        /// The public key the checkpoints were signed with (`ed25519:<base64>`,
+        /// as `audit key` prints); default: this config's signing key.
+        #[arg(long, value_name = "ed25519:…", requires = "checkpoints")]
+        key: Option<String>,
+    },
+    /// Print the public key checkpoints are signed with, as one token `ed25519:<base64>`.
+    Key,
+    /// Sign a checkpoint of the chain's head now and append it to the checkpoint file.
+    Checkpoint,
 }
 
 /// `--as PERSON`: act as a configured person (only where `[cli] impersonation = true`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct As {
+    /// Act as this configured person (where `[cli] impersonation = true`;
+    /// audited as impersonation by your OS user).
     #[arg(long = "as", value_name = "PERSON")]
     pub person: Option<String>,
 }
 
 /// Runs the parsed command line; errors are printed by `main` with their context chain.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // A runner host has no service config and never opens the database.
+    if let Cmd::Runner(args) = cli.command {
+        return runners::runner(args).await;
+    }
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Cmd::Serve => local::serve(config).await,
-        Cmd::Worker => local::worker(config).await,
+        Cmd::Runner(_) => unreachable!("handled before the config loads"),
         Cmd::Check { dir } => Ok(admin::check(&config, dir)),
+        Cmd::Prepare { script } => prepare::prepare(&config, script).await,
+        Cmd::Init(args) => init::init(&config, args).await,
         Cmd::Run {
             script,
             args,
             wait,
+            break_glass,
             who,
         } => {
             let Some(args) = local::kv_args(&args) else {
-                return Ok(ExitCode::from(EXIT_REFUSED));
+                return Ok(ExitCode::from(EXIT_USAGE));
             };
-            local::handle(config, Command::Run { script, args }, &who, wait).await
+            let command = match break_glass {
+                None => Command::Run { script, args },
+                Some(reason) => Command::BreakGlass {
+                    script,
+                    args,
+                    reason,
+                },
+            };
+            local::handle(config, command, &who, wait).await
         }
-        Cmd::Explain { script, args, who } => {
-            let Some(args) = local::kv_args(&args) else {
-                return Ok(ExitCode::from(EXIT_REFUSED));
+        Cmd::Review { id, note, who } => {
+            let note = Some(note.join(" ")).filter(|n| !n.trim().is_empty());
+            let command = Command::Review {
+                run: run_id(&id)?,
+                note,
             };
+            local::handle(config, command, &who, false).await
+        }
+        Cmd::Explain {
+            script,
+            args,
+            json,
+            who,
+        } => {
+            let Some(args) = local::kv_args(&args) else {
+                return Ok(ExitCode::from(EXIT_USAGE));
+            };
+            if json {
+                return admin::explain_json(config, &script, &args, &who).await;
+            }
             local::handle(config, Command::Explain { script, args }, &who, false).await
         }
         Cmd::Approve { id, who } => {
@@ -161,18 +346,49 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Cancel { id, who } => {
             local::handle(config, Command::Cancel { run: run_id(&id)? }, &who, false).await
         }
-        Cmd::List => local::handle(config, Command::List, &As { person: None }, false).await,
+        Cmd::List { json: false, who } => local::handle(config, Command::List, &who, false).await,
+        Cmd::List { json: true, who } => admin::list_json(config, &who).await,
+        Cmd::Help { script: None, .. } => {
+            <Cli as clap::CommandFactory>::command().print_help()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Help { script, who } => {
+            local::handle(config, Command::Help { script }, &who, false).await
+        }
+        Cmd::Status { id, who } => {
+            local::handle(config, Command::Status { run: run_id(&id)? }, &who, false).await
+        }
         Cmd::Runs {
             script,
             state,
             limit,
-        } => admin::runs(config, script, state, limit).await,
-        Cmd::Show { id } => admin::show(config, &id).await,
-        Cmd::Audit {
-            what: AuditCmd::Verify,
-        } => admin::audit_verify(config).await,
-        Cmd::Schedules => Ok(schedules::list(&config)),
+            json,
+            who,
+        } => {
+            let filter = admin::RunsArgs {
+                script,
+                state,
+                limit,
+                json,
+            };
+            admin::runs(config, filter, &who).await
+        }
+        Cmd::Show { id, json, who } => admin::show(config, &id, json, &who).await,
+        Cmd::Audit { what } => match what {
+            AuditCmd::Verify { checkpoints, key } => {
+                admin::audit_verify(config, checkpoints, key).await
+            }
+            AuditCmd::Key => admin::audit_key(&config),
+            AuditCmd::Checkpoint => admin::audit_checkpoint(config).await,
+        },
+        Cmd::Runners { what } => match what {
+            RunnersCmd::Enrol { name, tags } => runners::enrol(config, &name, &tags).await,
+            RunnersCmd::List => runners::list(config).await,
+            RunnersCmd::Revoke { name } => runners::revoke(config, &name).await,
+        },
+        Cmd::Schedules { json } => Ok(schedules::list(&config, json)),
         Cmd::Reload => schedules::reload(config).await,
+        Cmd::Backup { file } => backup::backup(&config, &file).await,
     }
 }
 

@@ -47,6 +47,19 @@ pub enum Command {
         reason: Option<String>,
     },
     Login,
+    /// `run! SCRIPT key=value … reason="…"`: start without waiting for the
+    /// approval the run needs (break-glass). `reason` is empty when not given
+    /// (the engine refuses it, saying so).
+    BreakGlass {
+        script: String,
+        args: Vec<(String, String)>,
+        reason: String,
+    },
+    /// `review RUN [note]`: an approver reviews a break-glass run.
+    Review {
+        run: RunId,
+        note: Option<String>,
+    },
 }
 
 /// Why a line is not a command, worded for the person who typed it.
@@ -55,7 +68,7 @@ pub enum ParseError {
     #[error("empty command; try `help`")]
     Empty,
     #[error(
-        "unknown command `{0}`; commands: run, list, help, status, cancel, explain, approve, deny, login"
+        "unknown command `{0}`; commands: run, run!, list, help, status, cancel, explain, approve, deny, review, login"
     )]
     UnknownVerb(String),
     #[error("`{verb}` needs {what}; usage: {usage}")]
@@ -120,19 +133,27 @@ impl Command {
                 run: one_run_id("approve", "approve <run-id>", &rest)?,
             }),
             "deny" => {
-                let usage = "deny <run-id> [reason]";
-                let Some(first) = rest.first() else {
-                    return Err(ParseError::Missing {
-                        verb: "deny",
-                        what: "a run id",
-                        usage,
-                    });
-                };
-                let run = RunId::parse(first).map_err(ParseError::BadRunId)?;
-                let reason = rest[1..].join(" ");
-                Ok(Command::Deny {
-                    run,
-                    reason: (!reason.trim().is_empty()).then(|| reason.trim().to_string()),
+                let (run, reason) = run_id_and_text("deny", "deny <run-id> [reason]", &rest)?;
+                Ok(Command::Deny { run, reason })
+            }
+            "review" => {
+                let (run, note) = run_id_and_text("review", "review <run-id> [note]", &rest)?;
+                Ok(Command::Review { run, note })
+            }
+            "run!" => {
+                let usage = "run! <script> [key=value ...] reason=\"why it cannot wait\"";
+                let (script, mut args) = script_and_args("run!", usage, rest)?;
+                // `reason=` is the break-glass reason (the last one given), not an argument.
+                let reason = args
+                    .iter()
+                    .rfind(|(k, _)| k == "reason")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                args.retain(|(k, _)| k != "reason");
+                Ok(Command::BreakGlass {
+                    script,
+                    args,
+                    reason,
                 })
             }
             "login" => {
@@ -171,12 +192,15 @@ impl Command {
             Command::Approve { .. } => "approve",
             Command::Deny { .. } => "deny",
             Command::Login => "login",
+            Command::BreakGlass { .. } => "run!",
+            Command::Review { .. } => "review",
         }
     }
 }
 
 const VERBS: &[&str] = &[
-    "run", "list", "ls", "help", "status", "cancel", "explain", "approve", "deny", "login",
+    "run", "run!", "list", "ls", "help", "status", "cancel", "explain", "approve", "deny",
+    "review", "login",
 ];
 
 impl fmt::Display for Command {
@@ -201,6 +225,18 @@ impl fmt::Display for Command {
                 reason: Some(r),
             } => write!(f, "deny {run} {r}"),
             Command::Login => f.write_str("login"),
+            Command::BreakGlass {
+                script,
+                args,
+                reason,
+            } => write!(
+                f,
+                "run! {script}{} reason={}",
+                args_str(args),
+                quote_if_needed(reason)
+            ),
+            Command::Review { run, note: None } => write!(f, "review {run}"),
+            Command::Review { run, note: Some(n) } => write!(f, "review {run} {n}"),
         }
     }
 }
@@ -240,6 +276,27 @@ fn split_kv(word: &str) -> Result<(String, String), ParseError> {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(ParseError::NotKeyValue(word.to_string())),
     }
+}
+
+/// `<run-id> [free text]`: the run and the rest of the line, if any.
+fn run_id_and_text(
+    verb: &'static str,
+    usage: &'static str,
+    rest: &[String],
+) -> Result<(RunId, Option<String>), ParseError> {
+    let Some(first) = rest.first() else {
+        return Err(ParseError::Missing {
+            verb,
+            what: "a run id",
+            usage,
+        });
+    };
+    let run = RunId::parse(first).map_err(ParseError::BadRunId)?;
+    let text = rest[1..].join(" ");
+    Ok((
+        run,
+        (!text.trim().is_empty()).then(|| text.trim().to_string()),
+    ))
 }
 
 fn one_run_id(

@@ -22,6 +22,9 @@ pub enum ConfigError {
         file: PathBuf,
         problems: Vec<Problem>,
     },
+    /// An environment variable that overrides the config holds a bad value.
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
     /// An `env:NAME` secret whose variable is unset or not UTF-8.
     #[error("secret `env:{name}`: environment variable `{name}` is not set")]
     SecretEnv { name: String },

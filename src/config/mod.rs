@@ -21,7 +21,7 @@ use std::time::Duration;
 use crate::types::PersonId;
 
 pub use error::ConfigError;
-pub use secret::SecretRef;
+pub use secret::{SecretRef, generated_once};
 pub use spans::{Problem, line_of};
 
 /// The whole configuration. Paths are absolute: relative ones in the file are
@@ -40,6 +40,9 @@ pub struct Config {
     pub web: WebConfig,
     pub runner: RunnerConfig,
     pub cli: CliConfig,
+    pub store: StoreConfig,
+    pub audit: AuditConfig,
+    pub access: AccessConfig,
     /// `[people.NAME]`: one person's accounts on each platform.
     pub people: BTreeMap<PersonId, Person>,
     /// `[groups]`: name → members, every member a configured person.
@@ -61,6 +64,30 @@ pub struct WebConfig {
     pub admins: Vec<String>,
     /// Allows logging in as any person without a password: demo setups only.
     pub dev_login: bool,
+    /// `[web] metrics_token`: when set, `/metrics` answers only requests with
+    /// `Authorization: Bearer <token>` (the Slack endpoints share the listener,
+    /// so it is often reachable from outside).
+    pub metrics_token: Option<SecretRef>,
+    /// Whether `public_url` was written in the file; when not, it follows
+    /// `listen` (also when `EXECGOV_LISTEN` moves it).
+    pub public_url_set: bool,
+}
+
+/// `[store]`: what the store keeps and for how long.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `[store] inbound_retention`: how long the ids of inbound platform events
+    /// are kept to drop redeliveries (Slack retries within minutes); older ones
+    /// are pruned. Default 7 days.
+    pub inbound_retention: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            inbound_retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +98,72 @@ pub struct RunnerConfig {
     pub log_cap: u64,
     /// Time between SIGTERM and SIGKILL when a run is stopped.
     pub kill_grace: Duration,
+    /// `[runner] user`: the OS user scripts run as (the service must run as
+    /// root); `None`: the service's own user.
+    pub user: Option<String>,
+    /// `[runner] lease`: how long a runner holds a claimed run without
+    /// renewing it (a poll renews it) before the run becomes `interrupted`.
+    pub lease: Duration,
+    /// `[runner] local`: `execgov serve` starts its own local runner, which
+    /// takes the runs whose manifest has no `runs_on`.
+    pub local: bool,
+    /// `[runner] artifact_cap`: the largest file a run may leave.
+    pub artifact_cap: u64,
+    /// `[runner] runs_dir`: where run folders are made (default `data_dir/runs`).
+    /// Outside `data_dir` when `user` is set: `data_dir` is private to the
+    /// service (mode 0700), and the run user must reach its run folder.
+    pub runs_dir: PathBuf,
+}
+
+/// `[audit]`: the keys of the audit log and its signed checkpoints (see
+/// `docs/audit.md`).
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// `key`: the HMAC key every audit entry's hash is made with, held outside
+    /// the database. Unset: generated once into `data_dir/audit-key`.
+    pub key: Option<SecretRef>,
+    /// `signing_key`: the ed25519 key checkpoints are signed with (32 bytes, hex
+    /// or base64). Unset: generated once into `data_dir/audit-signing-key`.
+    pub signing_key: Option<SecretRef>,
+    /// `checkpoint_every`: how often `serve` signs a checkpoint of the chain's head.
+    pub checkpoint_every: Duration,
+    /// `checkpoint_file`: where checkpoints are appended (JSON lines);
+    /// `None`: `data_dir/checkpoints.jsonl`.
+    pub checkpoint_file: Option<PathBuf>,
+    /// `channel`: a `[channels]` name each checkpoint is posted to.
+    pub channel: Option<String>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            key: None,
+            signing_key: None,
+            checkpoint_every: Duration::from_secs(3600),
+            checkpoint_file: None,
+            channel: None,
+        }
+    }
+}
+
+/// `[access]`: service-wide access rules (`docs/break-glass.md`).
+#[derive(Debug, Clone)]
+pub struct AccessConfig {
+    /// `break_glass`: who may start a run that needs approval without waiting
+    /// for it (`run!`), as principals `person:NAME` / `group:NAME`, checked at load.
+    pub break_glass: Vec<String>,
+    /// `review_within`: a break-glass run not reviewed by an approver within
+    /// this is posted again (and counted on `/metrics`). Default 24h.
+    pub review_within: Duration,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            break_glass: Vec::new(),
+            review_within: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -121,6 +214,8 @@ impl Default for WebConfig {
             secret: None,
             admins: Vec::new(),
             dev_login: false,
+            metrics_token: None,
+            public_url_set: false,
         }
     }
 }
@@ -131,14 +226,19 @@ impl Default for RunnerConfig {
             pool_size: 8,
             log_cap: 10 * 1024 * 1024,
             kill_grace: Duration::from_secs(5),
+            lease: Duration::from_secs(30),
+            local: true,
+            artifact_cap: 50 * 1024 * 1024,
+            user: None,
+            runs_dir: PathBuf::from("data/runs"),
         }
     }
 }
 
 impl Config {
     /// Finds and loads the config: `path` (from `--config`), else `EXECGOV_CONFIG`,
-    /// else `./execgov.toml` if it exists, else defaults. Then applies
-    /// `EXECGOV_DATABASE_URL`.
+    /// else `./execgov.toml` if it exists, else defaults. Then applies the
+    /// environment's overrides (see [`Config::apply_env`]).
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let chosen = match path {
             Some(p) => Some(p.to_path_buf()),
@@ -157,12 +257,45 @@ impl Config {
             }
             None => Config::defaults(),
         };
-        if let Ok(url) = std::env::var("EXECGOV_DATABASE_URL")
-            && !url.is_empty()
-        {
-            config.database_url = url;
-        }
+        config.apply_env(|name| std::env::var(name).ok())?;
         Ok(config)
+    }
+
+    /// Overrides from the environment (`var` looks a variable up; empty counts
+    /// as unset): `EXECGOV_DATABASE_URL`, `EXECGOV_LISTEN` (the public URL
+    /// follows it unless the file sets one) and `EXECGOV_PUBLIC_URL`.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let var = |name: &str| var(name).filter(|v| !v.is_empty());
+        let invalid = |name: &str, message: String| ConfigError::Env {
+            name: name.to_string(),
+            message,
+        };
+        if let Some(url) = var("EXECGOV_DATABASE_URL") {
+            self.database_url = url;
+        }
+        if let Some(listen) = var("EXECGOV_LISTEN") {
+            self.web.listen = listen.trim().parse().map_err(|_| {
+                invalid(
+                    "EXECGOV_LISTEN",
+                    format!("`{listen}` is not an address such as \"127.0.0.1:8080\""),
+                )
+            })?;
+            if !self.web.public_url_set {
+                self.web.public_url = format!("http://{}", self.web.listen);
+            }
+        }
+        if let Some(url) = var("EXECGOV_PUBLIC_URL") {
+            let url = url.trim();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    "EXECGOV_PUBLIC_URL",
+                    format!("`{url}` must start with http:// or https://"),
+                ));
+            }
+            self.web.public_url = url.trim_end_matches('/').to_string();
+            self.web.public_url_set = true;
+        }
+        Ok(())
     }
 
     /// Parses config text read from `path` (used for messages and to resolve relative
@@ -185,8 +318,14 @@ impl Config {
             database_url: default_database_url(&data_dir),
             data_dir,
             web: WebConfig::default(),
-            runner: RunnerConfig::default(),
+            runner: RunnerConfig {
+                runs_dir: base.join("data/runs"),
+                ..RunnerConfig::default()
+            },
             cli: CliConfig::default(),
+            store: StoreConfig::default(),
+            audit: AuditConfig::default(),
+            access: AccessConfig::default(),
             people: BTreeMap::new(),
             groups: BTreeMap::new(),
             channels: BTreeMap::new(),
@@ -210,6 +349,9 @@ impl Config {
             refs.extend([&m.access_token, &m.password].into_iter().flatten());
         }
         refs.extend(self.web.secret.as_ref());
+        refs.extend(self.web.metrics_token.as_ref());
+        refs.extend(self.audit.key.as_ref());
+        refs.extend(self.audit.signing_key.as_ref());
         let mut values: Vec<String> = refs
             .into_iter()
             .filter_map(|r| r.resolve().ok())
@@ -218,6 +360,16 @@ impl Config {
         values.sort();
         values.dedup();
         values
+    }
+}
+
+impl Config {
+    /// `[audit] checkpoint_file`, else `data_dir/checkpoints.jsonl`.
+    pub fn checkpoint_file(&self) -> PathBuf {
+        self.audit
+            .checkpoint_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("checkpoints.jsonl"))
     }
 }
 

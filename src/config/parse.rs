@@ -12,6 +12,9 @@ const TOP_KEYS: &[&str] = &[
     "web",
     "runner",
     "cli",
+    "store",
+    "audit",
+    "access",
     "people",
     "groups",
     "channels",
@@ -37,6 +40,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     }
     if let Some((v, _)) = r.string(&top, "data_dir") {
         c.data_dir = base.join(v);
+        c.runner.runs_dir = c.data_dir.join("runs");
     }
     c.database_url = default_database_url(&c.data_dir);
     if let Some(db) = r.section(&top, "database") {
@@ -48,11 +52,14 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 
     super::people::read(&mut r, &top, &mut c);
     read_web(&mut r, &top, &base, &mut c);
-    read_runner(&mut r, &top, &mut c);
+    read_runner(&mut r, &top, &base, &mut c);
+    read_audit(&mut r, &top, &base, &mut c);
+    read_access(&mut r, &top, &mut c);
     if let Some(cli) = r.section(&top, "cli") {
         r.unknown_keys(&cli, &["impersonation"]);
         c.cli.impersonation = r.bool(&cli, "impersonation").unwrap_or(false);
     }
+    read_store(&mut r, &top, &mut c);
     c.slack = r
         .section(&top, "slack")
         .map(|s| read_slack(&mut r, &s, &base));
@@ -107,7 +114,14 @@ fn read_web(r: &mut Reader<'_>, top: &Section<'_, '_>, base: &Path, c: &mut Conf
     };
     r.unknown_keys(
         &web,
-        &["listen", "public_url", "secret", "admins", "dev_login"],
+        &[
+            "listen",
+            "public_url",
+            "secret",
+            "admins",
+            "dev_login",
+            "metrics_token",
+        ],
     );
     if let Some((listen, span)) = r.string(&web, "listen") {
         match listen.parse() {
@@ -126,6 +140,7 @@ fn read_web(r: &mut Reader<'_>, top: &Section<'_, '_>, base: &Path, c: &mut Conf
     if let Some((url, span)) = r.string(&web, "public_url") {
         if url.starts_with("http://") || url.starts_with("https://") {
             c.web.public_url = url.trim_end_matches('/').to_string();
+            c.web.public_url_set = true;
         } else {
             r.key_error(
                 &web,
@@ -136,6 +151,7 @@ fn read_web(r: &mut Reader<'_>, top: &Section<'_, '_>, base: &Path, c: &mut Conf
         }
     }
     c.web.secret = secret(r, &web, "secret", base);
+    c.web.metrics_token = secret(r, &web, "metrics_token", base);
     c.web.dev_login = r.bool(&web, "dev_login").unwrap_or(false);
     for (admin, span) in r.strings(&web, "admins").unwrap_or_default() {
         if c.people.keys().any(|p| p.as_str() == admin) {
@@ -151,11 +167,124 @@ fn read_web(r: &mut Reader<'_>, top: &Section<'_, '_>, base: &Path, c: &mut Conf
     }
 }
 
-fn read_runner(r: &mut Reader<'_>, top: &Section<'_, '_>, c: &mut Config) {
+/// `[access] break_glass = ["group:oncall"]`, `review_within = "24h"`.
+fn read_access(r: &mut Reader<'_>, top: &Section<'_, '_>, c: &mut Config) {
+    let Some(access) = r.section(top, "access") else {
+        return;
+    };
+    r.unknown_keys(&access, &["break_glass", "review_within"]);
+    for (p, span) in r.strings(&access, "break_glass").unwrap_or_default() {
+        let known = match p.split_once(':') {
+            Some(("person", name)) => c.people.keys().any(|k| k.as_str() == name),
+            Some(("group", name)) => c.groups.contains_key(name),
+            _ => {
+                let msg = format!("`{p}` is not \"person:NAME\" or \"group:NAME\"");
+                r.key_error(&access, "break_glass", &span, msg);
+                continue;
+            }
+        };
+        if known {
+            c.access.break_glass.push(p);
+        } else {
+            let msg = format!("`{p}` names nobody in [people] or [groups]");
+            r.key_error(&access, "break_glass", &span, msg);
+        }
+    }
+    if let Some(d) = r.duration(&access, "review_within") {
+        c.access.review_within = d;
+    }
+}
+
+fn read_store(r: &mut Reader<'_>, top: &Section<'_, '_>, c: &mut Config) {
+    let Some(store) = r.section(top, "store") else {
+        return;
+    };
+    r.unknown_keys(&store, &["inbound_retention"]);
+    if let Some(d) = r.duration(&store, "inbound_retention") {
+        if d < std::time::Duration::from_secs(3600) {
+            let span = store
+                .get("inbound_retention")
+                .map(|i| i.span())
+                .unwrap_or(0..0);
+            let msg = "must be at least 1h: platforms redeliver events for minutes to an hour";
+            r.key_error(&store, "inbound_retention", &span, msg);
+        } else {
+            c.store.inbound_retention = d;
+        }
+    }
+}
+
+fn read_audit(r: &mut Reader<'_>, top: &Section<'_, '_>, base: &Path, c: &mut Config) {
+    let Some(audit) = r.section(top, "audit") else {
+        return;
+    };
+    r.unknown_keys(
+        &audit,
+        &[
+            "key",
+            "signing_key",
+            "checkpoint_every",
+            "checkpoint_file",
+            "channel",
+        ],
+    );
+    c.audit.key = secret(r, &audit, "key", base);
+    c.audit.signing_key = secret(r, &audit, "signing_key", base);
+    if let Some(d) = r.duration(&audit, "checkpoint_every") {
+        c.audit.checkpoint_every = d;
+    }
+    if let Some((file, _)) = r.string(&audit, "checkpoint_file") {
+        c.audit.checkpoint_file = Some(base.join(file));
+    }
+    if let Some((channel, span)) = r.string(&audit, "channel") {
+        if c.channels.contains_key(&channel) {
+            c.audit.channel = Some(channel);
+        } else {
+            let msg = format!("`{channel}` is not a name in [channels]");
+            r.key_error(&audit, "channel", &span, msg);
+        }
+    }
+}
+
+fn read_runner(r: &mut Reader<'_>, top: &Section<'_, '_>, base: &Path, c: &mut Config) {
     let Some(runner) = r.section(top, "runner") else {
         return;
     };
-    r.unknown_keys(&runner, &["pool_size", "log_cap", "kill_grace"]);
+    r.unknown_keys(
+        &runner,
+        &[
+            "pool_size",
+            "log_cap",
+            "kill_grace",
+            "lease",
+            "local",
+            "artifact_cap",
+            "user",
+            "runs_dir",
+        ],
+    );
+    if let Some(d) = r.duration(&runner, "lease") {
+        if d < std::time::Duration::from_secs(1) {
+            let span = runner.get("lease").map(|i| i.span()).unwrap_or(0..0);
+            r.key_error(&runner, "lease", &span, "must be at least 1s");
+        } else {
+            c.runner.lease = d;
+        }
+    }
+    if let Some(local) = r.bool(&runner, "local") {
+        c.runner.local = local;
+    }
+    if let Some((text, span)) = r.string(&runner, "artifact_cap") {
+        match text.parse::<bytesize::ByteSize>() {
+            Ok(size) if size.as_u64() > 0 => c.runner.artifact_cap = size.as_u64(),
+            _ => r.key_error(
+                &runner,
+                "artifact_cap",
+                &span,
+                format!("`{text}` is not a size such as \"50MiB\""),
+            ),
+        }
+    }
     if let Some(n) = r.count::<usize>(&runner, "pool_size", 1) {
         c.runner.pool_size = n;
     }
@@ -185,6 +314,34 @@ fn read_runner(r: &mut Reader<'_>, top: &Section<'_, '_>, c: &mut Config) {
     if let Some(d) = r.duration(&runner, "kill_grace") {
         c.runner.kill_grace = d;
     }
+    if let Some((dir, _)) = r.string(&runner, "runs_dir") {
+        c.runner.runs_dir = base.join(dir);
+    }
+    if let Some((user, span)) = r.string(&runner, "user") {
+        if !is_user_name(&user) {
+            let msg = format!("`{user}` is not a user name such as \"execgov-run\"");
+            r.key_error(&runner, "user", &span, msg);
+        } else if c.runner.runs_dir.starts_with(&c.data_dir) {
+            let msg = format!(
+                "scripts running as `{user}` need run folders that user can reach, and \
+                 data_dir is private to the service (mode 0700): set runs_dir to a folder \
+                 outside data_dir, e.g. runs_dir = \"/var/lib/execgov-runs\""
+            );
+            r.key_error(&runner, "user", &span, msg);
+        } else {
+            c.runner.user = Some(user);
+        }
+    }
+}
+
+/// A POSIX-style login name: lowercase letters, digits, `_` and `-`, not
+/// starting with `-` or a digit, at most 32 characters.
+fn is_user_name(name: &str) -> bool {
+    name.len() <= 32
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
 fn read_slack(r: &mut Reader<'_>, s: &Section<'_, '_>, base: &Path) -> SlackConfig {

@@ -85,9 +85,17 @@ pub(super) fn read(r: &mut Reader<'_>, top: &Section<'_, '_>, c: &mut Config) {
             for (place, span) in r.strings(&channels, name).unwrap_or_default() {
                 match place.split_once(':') {
                     Some(("slack" | "matrix" | "cli", id)) if !id.is_empty() => places.push(place),
+                    // The web UI and API ask from one place (`web::web_place`).
+                    Some(("web", "local")) => places.push(place),
+                    Some(("web", _)) => {
+                        let msg = format!(
+                            "`{place}` is not a place: the web UI and API are the one place \"web:local\""
+                        );
+                        r.key_error(&channels, name, &span, msg);
+                    }
                     _ => {
                         let msg = format!(
-                            "`{place}` is not a place; write \"slack:C0123ABC\", \"matrix:!room:example.org\" or \"cli:local\""
+                            "`{place}` is not a place; write \"slack:C0123ABC\", \"matrix:!room:example.org\", \"cli:local\" or \"web:local\""
                         );
                         r.key_error(&channels, name, &span, msg);
                     }
@@ -159,7 +167,7 @@ slack = "U0BOB"
 sre-leads = ["alice", "bob"]
 
 [channels]
-reports = ["slack:C0123REPORTS", "matrix:!abc123:example.org"]
+reports = ["slack:C0123REPORTS", "matrix:!abc123:example.org", "web:local"]
 approvals = ["slack:C0456APPROVE"]
 "#;
 
@@ -189,6 +197,25 @@ approvals = ["slack:C0456APPROVE"]
         assert_eq!(c.group("sre-leads").map(<[_]>::len), Some(2));
         let place = Place::new(Platform::Matrix, "!abc123:example.org");
         assert_eq!(c.channel_names_for(&place), vec!["reports".to_string()]);
+        assert_eq!(
+            c.channel_names_for(&Place::new(Platform::Web, "local")),
+            vec!["reports".to_string()],
+            "web:local may be listed in [channels], as the README says"
+        );
+    }
+
+    #[test]
+    fn the_web_is_one_place() {
+        let err = Config::parse(
+            "[channels]\nx = [\"web:remote\"]\n",
+            Path::new("execgov.toml"),
+        )
+        .expect_err("invalid");
+        assert!(
+            err.to_string()
+                .contains("key `channels.x`: `web:remote` is not a place: the web UI and API are the one place \"web:local\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -116,3 +116,116 @@ mod tests {
         assert_eq!(SecretRef::File(path).resolve().expect("readable"), "s3cret");
     }
 }
+
+/// The secret kept in `data_dir/NAME`, generated once (32 random bytes as hex,
+/// mode 0600) when the file does not exist yet: the web secret and the audit
+/// keys. Any number of processes may start together and agree: the fresh value
+/// is written whole to a private temporary file, then linked into place, which
+/// fails if the name already exists; the loser reads the winner's complete file.
+/// A file shorter than a generated secret is refused, never replaced.
+pub fn generated_once(data_dir: &Path, name: &str) -> anyhow::Result<String> {
+    use anyhow::Context;
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let path = data_dir.join(name);
+    let read = |path: &Path| -> anyhow::Result<Option<String>> {
+        match std::fs::read_to_string(path) {
+            Ok(s) if s.trim().len() >= GENERATED_LEN => Ok(Some(s.trim().to_string())),
+            Ok(_) => anyhow::bail!(
+                "{} is shorter than a generated secret: restore it from a backup, or remove it \
+                 to generate a new one (what was signed with the old one then stops verifying)",
+                path.display()
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    };
+    if let Some(s) = read(&path)? {
+        return Ok(s);
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let fresh = hex::encode(rand::random::<[u8; 32]>());
+    let tmp = data_dir.join(format!(
+        ".{name}.{}.{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(fresh.as_bytes()).and_then(|()| f.sync_all()));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("writing {}", tmp.display()));
+    }
+    let linked = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            tracing::info!(file = %path.display(), "generated a secret");
+            Ok(fresh)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            read(&path)?.with_context(|| format!("{} vanished while starting", path.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
+}
+
+/// Characters in a generated secret (32 bytes as hex).
+const GENERATED_LEN: usize = 64;
+
+#[cfg(test)]
+mod generated_tests {
+    use super::*;
+
+    /// Eight threads generating one secret at once all get the same, complete
+    /// value, 50 times over; the file is private and no temporary file stays.
+    #[test]
+    fn processes_starting_together_agree_on_one_whole_secret() {
+        use std::os::unix::fs::PermissionsExt;
+        for _ in 0..50 {
+            let dir = tempfile::tempdir().unwrap();
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let got: Vec<String> = (0..8)
+                .map(|_| {
+                    let (dir, barrier) = (dir.path().to_path_buf(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        generated_once(&dir, "k").unwrap()
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .collect();
+            assert!(got.iter().all(|s| s == &got[0] && s.len() == GENERATED_LEN));
+            let mode = std::fs::metadata(dir.path().join("k"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+            assert_eq!(
+                std::fs::read_dir(dir.path()).unwrap().count(),
+                1,
+                "no temporary left"
+            );
+        }
+    }
+
+    #[test]
+    fn a_short_file_is_refused_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("k"), "abc").unwrap();
+        let err = generated_once(dir.path(), "k").unwrap_err().to_string();
+        assert!(err.contains("shorter than a generated secret"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("k")).unwrap(),
+            "abc"
+        );
+    }
+}

@@ -153,3 +153,146 @@ fn defaults_need_no_file() {
     );
     assert!(c.secret_values().is_empty(), "no secrets configured");
 }
+
+#[test]
+fn a_run_user_needs_run_folders_outside_the_private_data_dir() {
+    let shown = problems("data_dir = \"data\"\n[runner]\nuser = \"execgov-run\"\n");
+    assert!(
+        shown.contains("execgov.toml:3: key `runner.user`: scripts running as `execgov-run` need run folders that user can reach")
+            && shown.contains("set runs_dir to a folder outside data_dir"),
+        "{shown}"
+    );
+    let shown = problems("[runner]\nuser = \"Bad Name\"\nruns_dir = \"/srv/runs\"\n");
+    assert!(
+        shown.contains("execgov.toml:2: key `runner.user`: `Bad Name` is not a user name"),
+        "{shown}"
+    );
+    let c = Config::parse(
+        "data_dir = \"data\"\n[runner]\nuser = \"execgov-run\"\nruns_dir = \"runs\"\n",
+        Path::new("/etc/execgov/execgov.toml"),
+    )
+    .expect("a user with run folders outside data_dir");
+    assert_eq!(c.runner.user.as_deref(), Some("execgov-run"));
+    assert_eq!(
+        c.runner.runs_dir,
+        Path::new("/etc/execgov/runs"),
+        "relative to the file"
+    );
+    let c =
+        Config::parse("data_dir = \"state\"\n", Path::new("/srv/execgov.toml")).expect("defaults");
+    assert_eq!(
+        c.runner.runs_dir,
+        Path::new("/srv/state/runs"),
+        "run folders follow data_dir by default"
+    );
+    assert_eq!(
+        c.runner.user, None,
+        "scripts run as the service's user by default"
+    );
+}
+
+/// The environment as a fixed map, so the test does not touch the process's own.
+fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+#[test]
+fn listen_and_public_url_come_from_the_environment() {
+    let path = Path::new("/etc/execgov/execgov.toml");
+    let mut c = Config::parse("[web]\nlisten = \"127.0.0.1:9090\"\n", path).expect("valid");
+    c.apply_env(env_of(&[("EXECGOV_LISTEN", "0.0.0.0:8443")]))
+        .expect("a valid address");
+    assert_eq!(
+        c.web.listen.to_string(),
+        "0.0.0.0:8443",
+        "the listener moved"
+    );
+    assert_eq!(
+        c.web.public_url, "http://0.0.0.0:8443",
+        "a public URL the file does not set follows the listener"
+    );
+
+    let mut c = Config::parse(
+        "[web]\nlisten = \"127.0.0.1:9090\"\npublic_url = \"https://execgov.example.org\"\n",
+        path,
+    )
+    .expect("valid");
+    c.apply_env(env_of(&[("EXECGOV_LISTEN", "[::1]:7000")]))
+        .expect("a valid address");
+    assert_eq!(
+        c.web.public_url, "https://execgov.example.org",
+        "a public URL written in the file stays"
+    );
+    c.apply_env(env_of(&[(
+        "EXECGOV_PUBLIC_URL",
+        "https://ops.example.org/execgov/",
+    )]))
+    .expect("a valid URL");
+    assert_eq!(
+        c.web.public_url, "https://ops.example.org/execgov",
+        "the environment's URL wins, without its trailing slash"
+    );
+
+    let mut c = Config::defaults_in(Path::new("/srv"));
+    c.apply_env(env_of(&[
+        ("EXECGOV_LISTEN", ""),
+        ("EXECGOV_PUBLIC_URL", ""),
+    ]))
+    .expect("empty means unset");
+    assert_eq!(c.web.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.web.public_url, "http://127.0.0.1:8080");
+}
+
+#[test]
+fn bad_environment_overrides_name_the_variable() {
+    let mut c = Config::defaults_in(Path::new("/srv"));
+    let err = c
+        .apply_env(env_of(&[("EXECGOV_LISTEN", "localhost")]))
+        .expect_err("not an address");
+    assert_eq!(
+        err.to_string(),
+        "environment variable EXECGOV_LISTEN: `localhost` is not an address such as \"127.0.0.1:8080\""
+    );
+    let err = c
+        .apply_env(env_of(&[("EXECGOV_PUBLIC_URL", "execgov.example.org")]))
+        .expect_err("no scheme");
+    assert!(
+        err.to_string().starts_with(
+            "environment variable EXECGOV_PUBLIC_URL: `execgov.example.org` must start with http://"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn metrics_token_and_inbound_retention_are_read() {
+    let c = Config::parse(
+        "[web]\nmetrics_token = \"env:EXECGOV_METRICS_TOKEN\"\n[store]\ninbound_retention = \"3d\"\n",
+        Path::new("/etc/execgov/execgov.toml"),
+    )
+    .expect("valid");
+    assert_eq!(
+        c.web.metrics_token,
+        Some(SecretRef::Env("EXECGOV_METRICS_TOKEN".into()))
+    );
+    assert_eq!(
+        c.store.inbound_retention,
+        Duration::from_secs(3 * 24 * 3600)
+    );
+    let d = Config::defaults_in(Path::new("/srv"));
+    assert_eq!(d.web.metrics_token, None, "/metrics is open by default");
+    assert_eq!(
+        d.store.inbound_retention,
+        Duration::from_secs(7 * 24 * 3600),
+        "a week by default"
+    );
+    let shown = problems("[store]\ninbound_retention = \"10m\"\n");
+    assert!(
+        shown.contains("execgov.toml:2: key `store.inbound_retention`: must be at least 1h"),
+        "{shown}"
+    );
+}

@@ -4,7 +4,9 @@
 
 use super::{Engine, Reply, ReplyKind};
 use crate::policy;
-use crate::store::{DecisionInput, DecisionOutcome, Run, RunPatch, StoreError};
+use crate::store::{
+    DecisionInput, DecisionOutcome, Durability, Edit, Note, Run, StoreError, Transition,
+};
 use crate::types::{Actor, RunId, RunState};
 use serde_json::json;
 
@@ -44,14 +46,14 @@ impl Engine {
         if run.state != RunState::AwaitingApproval {
             return refuse(format!("it is {}, not awaiting approval", run.state)).await;
         }
-        let Some(manifest) = self.manifest(&run.script) else {
+        let Some(manifest) = self.governing(&run) else {
             return refuse(format!(
                 "its script `{}` is no longer registered",
                 run.script
             ))
             .await;
         };
-        let requester = run.requester_person.clone().map(crate::types::PersonId);
+        let requester = run.requester_person.clone();
         let approver = match policy::may_decide(&self.config, &manifest, actor, requester.as_ref())
         {
             Ok(p) => p,
@@ -61,16 +63,17 @@ impl Engine {
         if approve && digest != run.manifest_digest {
             // What was asked for is no longer what would run: end it, ask for a new request.
             let why = "its manifest or script changed since it was requested; request it again";
+            let details = json!({ "reason": why, "requested_digest": run.manifest_digest, "current_digest": digest });
             let ended = self
                 .store
                 .transition(
-                    id,
-                    RunState::Rejected,
-                    "system",
-                    "run.rejected",
-                    json!({ "reason": why, "requested_digest": run.manifest_digest, "current_digest": digest }),
-                    RunPatch { reason: Some(why.into()), ..RunPatch::default() },
-                    self.now(),
+                    Transition {
+                        id,
+                        to: RunState::Rejected,
+                        note: Note::moved("system", RunState::Rejected, details, self.now()),
+                        edit: Edit::new(move |r| r.reason = Some(why.into())),
+                    },
+                    Durability::Synced,
                 )
                 .await?;
             self.emit(&ended);
@@ -84,7 +87,7 @@ impl Engine {
             digest,
             now: self.now(),
         };
-        let outcome = match self.store.decide(id, input).await {
+        let outcome = match self.store.decide(id, input, Durability::Synced).await {
             Ok(o) => o,
             Err(StoreError::AlreadyDecided { .. }) => {
                 return refuse(format!("{approver} has already decided on it")).await;
@@ -144,7 +147,7 @@ impl Engine {
         }
         match self
             .store
-            .request_cancel(id, &actor.audit_name(), self.now())
+            .request_cancel(id, &actor.audit_name(), self.now(), Durability::Synced)
             .await
         {
             Ok(run) => {
@@ -172,21 +175,18 @@ impl Engine {
     }
 
     fn may_cancel(&self, actor: &Actor, run: &Run) -> bool {
-        let Some(person) = actor.person() else {
-            return false;
-        };
-        if run.requester_person.as_deref() == Some(person.as_str()) {
-            return true;
-        }
-        self.manifest(&run.script)
-            .is_some_and(|m| policy::may_decide(&self.config, &m, actor, None).is_ok())
+        let manifest = self.governing(run);
+        policy::may_cancel(
+            &self.config,
+            manifest.as_ref(),
+            actor,
+            run.requester_person.as_ref(),
+        )
     }
 
-    /// Tells this process's pool, if it runs the run, to stop it now rather than
-    /// at its next lease tick.
-    fn cancel_local(&self, id: RunId) {
-        if let Some(token) = self.local_cancels.lock().expect("cancel map").get(&id) {
-            token.cancel();
-        }
+    /// Wakes this process's runner polls, so the runner holding the run hears
+    /// of the cancel at once (polls through other servers look every 250 ms).
+    fn cancel_local(&self, _id: RunId) {
+        self.wake.notify_waiters();
     }
 }

@@ -3,14 +3,21 @@
 //! verified actor, a place and a parsed [`Command`], and render its [`Reply`].
 //!
 //! - `request.rs`: `run` and `explain` (arguments, policy, approval needs).
+//! - `explain.rs`: what `explain` answers, as one struct its text and JSON come from.
 //! - `decide.rs`: `approve`, `deny`, `cancel`.
 //! - `render.rs`: the plain-text shapes of runs, lists and help.
 
+mod break_glass;
 mod decide;
+mod explain;
+mod login;
 pub mod render;
 mod request;
 
+pub use explain::{ApprovalExplained, Explanation, RunnersExplained};
+pub use login::LOGIN_LINK_TTL_MS;
 pub use render::{help_text, run_summary};
+pub use request::rule_note;
 
 use crate::clock::Clock;
 use crate::command::Command;
@@ -20,10 +27,9 @@ use crate::manifest::{Catalog, Manifest};
 use crate::policy;
 use crate::store::{Run, Store};
 use crate::types::{Actor, Place, PlatformUser, RunId, RunState};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+
+use std::sync::{Arc, RwLock};
 use tokio::sync::{Notify, broadcast};
-use tokio_util::sync::CancellationToken;
 
 /// A command with who sent it and where.
 #[derive(Debug, Clone)]
@@ -53,10 +59,12 @@ impl Reply {
         }
     }
 
+    /// An error answer; what it repeats of the input is cut short
+    /// ([`execgov_chat::cap_echoes`]).
     pub fn error(text: impl Into<String>) -> Reply {
         Reply {
             kind: ReplyKind::Error,
-            text: text.into(),
+            text: execgov_chat::cap_echoes(&text.into()),
             run: None,
         }
     }
@@ -85,8 +93,6 @@ pub struct Engine {
     wake: Arc<Notify>,
     events: broadcast::Sender<RunEvent>,
     links: LinkSigner,
-    /// Runs this process's pool is executing, so `cancel` can stop them at once.
-    local_cancels: Mutex<HashMap<RunId, CancellationToken>>,
 }
 
 impl Engine {
@@ -98,6 +104,15 @@ impl Engine {
         links: LinkSigner,
     ) -> Engine {
         let (events, _) = broadcast::channel(1024);
+        // The audit key is held outside the database; every entry the engine's
+        // store appends is keyed with it (see crate::audit).
+        match crate::audit::audit_key(&config) {
+            Ok(key) => store.set_audit_key(key),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "the audit key is unusable; every write will fail");
+                store.set_audit_key_unusable(format!("the audit key is unusable: {e:#}"));
+            }
+        }
         Engine {
             config,
             catalog: RwLock::new(Arc::new(catalog)),
@@ -106,7 +121,6 @@ impl Engine {
             wake: Arc::new(Notify::new()),
             events,
             links,
-            local_cancels: Mutex::new(HashMap::new()),
         }
     }
 
@@ -140,7 +154,16 @@ impl Engine {
         self.catalog().get(script).cloned()
     }
 
-    /// Wakes the worker pool: a run may have become claimable.
+    /// The manifest of `run`'s script as it governs `run`'s arguments (its
+    /// `[[rule]]` applied): who may decide on or cancel it.
+    pub fn governing(&self, run: &Run) -> Option<Manifest> {
+        self.catalog()
+            .get(&run.script)
+            .map(|m| m.governed(&run.args).0)
+    }
+
+    /// Wakes whoever waits for work (the pool, runners' polls): a run may have
+    /// become claimable, or a running run was asked to stop.
     pub fn wake_handle(&self) -> Arc<Notify> {
         self.wake.clone()
     }
@@ -155,7 +178,8 @@ impl Engine {
             state: run.state,
             progress: None,
         });
-        if run.state == RunState::Queued {
+        if run.state == RunState::Queued || run.cancel_requested {
+            self.wake.notify_waiters();
             self.wake.notify_one();
         }
     }
@@ -166,18 +190,6 @@ impl Engine {
             state: RunState::Running,
             progress: Some((pct, text)),
         });
-    }
-
-    /// The pool registers a run it starts; the token is cancelled by `cancel`.
-    pub(crate) fn track_local(&self, run: RunId, token: CancellationToken) {
-        self.local_cancels
-            .lock()
-            .expect("cancel map")
-            .insert(run, token);
-    }
-
-    pub(crate) fn untrack_local(&self, run: RunId) {
-        self.local_cancels.lock().expect("cancel map").remove(&run);
     }
 
     /// Maps a verified platform user to an actor through `people.*`.
@@ -210,11 +222,6 @@ impl Engine {
     /// Handles one command from any channel.
     #[tracing::instrument(skip_all, fields(actor = %req.actor, verb = req.command.verb()))]
     pub async fn handle(&self, req: Request) -> Reply {
-        // Someone waits for this answer: its writes go ahead of background work.
-        crate::store::foreground(self.handle_now(req)).await
-    }
-
-    async fn handle_now(&self, req: Request) -> Reply {
         let result = match req.command.clone() {
             Command::Run { script, args } => {
                 self.request_run(&req.actor, &req.place, &script, &args)
@@ -229,14 +236,28 @@ impl Engine {
             Command::Status { run } => self.status(&req.actor, run).await,
             Command::List => Ok(self.list(&req.actor, &req.place)),
             Command::Help { script } => Ok(self.help(script.as_deref())),
-            Command::Login => crate::web::login::issue_login_link(self, &req.actor).await,
+            Command::Login => self.login_link(&req.actor).await,
+            Command::BreakGlass {
+                script,
+                args,
+                reason,
+            } => self
+                .request_run_checked(&req.actor, &req.place, &script, &args, Some(&reason))
+                .await
+                .map(|a| a.reply),
+            Command::Review { run, note } => self.review(&req.actor, run, note).await,
         };
-        result.unwrap_or_else(|e| {
+        let mut reply = result.unwrap_or_else(|e| {
             tracing::error!(error = format!("{e:#}"), "command failed");
             Reply::error(format!(
                 "ExecGov could not do that ({e}); try again, and tell an admin if it persists"
             ))
-        })
+        });
+        if reply.is_error() {
+            // Every channel's error answers repeat at most a short piece of the input.
+            reply.text = execgov_chat::cap_echoes(&reply.text);
+        }
+        reply
     }
 
     async fn status(&self, actor: &Actor, id: RunId) -> anyhow::Result<Reply> {
@@ -260,26 +281,15 @@ impl Engine {
         })
     }
 
-    /// Whether `actor` may see a run: its requester, anyone who may run or
-    /// approve that script, the web admins, and ExecGov itself.
+    /// Whether `actor` may see a run (see [`policy::may_view`]).
     pub fn may_view(&self, actor: &Actor, run: &Run) -> bool {
-        let Some(person) = actor.person() else {
-            return matches!(actor, Actor::System);
-        };
-        if run.requester_person.as_deref() == Some(person.as_str())
-            || self.config.web.admins.iter().any(|a| a == person.as_str())
-        {
-            return true;
-        }
-        match self.manifest(&run.script) {
-            Some(m) => m
-                .access
-                .run
-                .iter()
-                .chain(m.approval.iter().flat_map(|a| a.approvers.iter()))
-                .any(|p| principal_names_person(&self.config, p, person)),
-            None => false,
-        }
+        let manifest = self.manifest(&run.script);
+        policy::may_view(
+            &self.config,
+            manifest.as_ref(),
+            actor,
+            run.requester_person.as_ref(),
+        )
     }
 
     fn list(&self, actor: &Actor, place: &Place) -> Reply {
@@ -325,17 +335,5 @@ impl Engine {
                 close.join(", ")
             )
         }
-    }
-}
-
-fn principal_names_person(
-    config: &Config,
-    p: &crate::manifest::Principal,
-    person: &crate::types::PersonId,
-) -> bool {
-    match p {
-        crate::manifest::Principal::Person(x) => x == person,
-        crate::manifest::Principal::Group(g) => config.group(g).is_some_and(|m| m.contains(person)),
-        crate::manifest::Principal::Anyone => false,
     }
 }

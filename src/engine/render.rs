@@ -14,34 +14,51 @@ pub fn help_text() -> String {
      \x20 status <run-id>                where a run stands\n\
      \x20 cancel <run-id>                stop a run that has not finished\n\
      \x20 approve <run-id>               approve a run waiting for you\n\
-     \x20 deny <run-id> [reason]         deny it"
+     \x20 deny <run-id> [reason]         deny it\n\
+     \x20 run! <script> [key=value ...] reason=\"…\"   break glass: start now, approvers review after\n\
+     \x20 review <run-id> [note]         review a break-glass run"
         .to_string()
 }
 
 /// `key=value` pairs of a stored run, as typed.
 pub fn stored_args_text(run: &Run) -> String {
-    match &run.args {
-        serde_json::Value::Object(map) => map
-            .iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                format!("{k}={}", crate::command::quote_if_needed(&v))
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
-    }
+    super::request::args_text(&run.args)
+}
+
+/// The mark a break-glass run carries on every surface until it is reviewed:
+/// `break-glass (not reviewed): disk full` / `break-glass, reviewed by bob`.
+pub fn break_glass_text(run: &Run) -> Option<String> {
+    let reason = run.break_glass.as_deref()?;
+    Some(match &run.reviewed_by {
+        None => format!(
+            "BREAK-GLASS, not reviewed yet (`review {}`): {reason}",
+            run.id
+        ),
+        Some(by) => format!("break-glass, reviewed by {by}: {reason}"),
+    })
+}
+
+/// What a queued run waits for, when it needs a runner with tags: "waiting
+/// for a runner with tags db-host, eu".
+pub fn waiting_text(run: &Run) -> Option<String> {
+    (run.state == RunState::Queued && !run.runs_on.is_empty())
+        .then(|| format!("waiting for a runner with tags {}", run.runs_on.join(", ")))
+}
+
+/// `bob approved at 2026-11-24 10:02:00 UTC` / `dave denied at …: reason`.
+pub fn decision_text(a: &Approval) -> String {
+    let what = if a.approve { "approved" } else { "denied" };
+    let why = a
+        .reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    format!("{} {what} at {}{why}", a.approver, format_ms(a.at))
 }
 
 /// Where a run was asked, for people: `slack:C0123`, `cli:local`.
 pub fn place_text(run: &Run) -> String {
-    let p = &run.place;
-    let platform = p.get("platform").and_then(|v| v.as_str()).unwrap_or("?");
-    let channel = p.get("channel").and_then(|v| v.as_str()).unwrap_or("?");
-    format!("{platform}:{channel}")
+    run.place.key()
 }
 
 /// A run's state, result and tail as text (CLI `show`, `status`, `run --wait`).
@@ -56,6 +73,9 @@ pub fn run_summary(run: &Run, approvals: &[Approval], link: Option<&str>) -> Str
                 .map(|t| format!(" {t}"))
                 .unwrap_or_default()
         ));
+    }
+    if let Some(waiting) = waiting_text(run) {
+        out.push_str(&format!(" ({waiting})"));
     }
     out.push('\n');
     if let Some(reason) = &run.reason {
@@ -81,11 +101,14 @@ pub fn run_summary(run: &Run, approvals: &[Approval], link: Option<&str>) -> Str
         }
         out.push('\n');
         for a in approvals {
-            out.push_str(&format!(
-                "              {}\n",
-                crate::chat::views::decision_text(a)
-            ));
+            out.push_str(&format!("              {}\n", decision_text(a)));
         }
+    }
+    if let Some(rule) = &run.rule {
+        out.push_str(&format!("  rule:       {rule}\n"));
+    }
+    if let Some(flag) = break_glass_text(run) {
+        out.push_str(&format!("  {flag}\n"));
     }
     if let (Some(s), Some(f)) = (run.started_at, run.finished_at) {
         out.push_str(&format!("  duration:   {}\n", format_duration_ms(f - s)));
@@ -102,7 +125,21 @@ pub fn run_summary(run: &Run, approvals: &[Approval], link: Option<&str>) -> Str
             bytesize::ByteSize(run.log_dropped as u64).display().iec()
         ));
     }
-    if let Some(result) = &run.result {
+    if let Some(view) = run
+        .result
+        .as_ref()
+        .and_then(execgov_chat::result::ResultView::with_table)
+    {
+        out.push_str("  result:\n");
+        for (k, v) in &view.fields {
+            out.push_str(&format!("    {k}: {v}\n"));
+        }
+        if let Some(table) = &view.table {
+            for line in table.aligned(usize::MAX).0.lines() {
+                out.push_str(&format!("    {line}\n"));
+            }
+        }
+    } else if let Some(result) = &run.result {
         out.push_str(&format!("  result:     {result}\n"));
     }
     if let Some(link) = link {

@@ -1,44 +1,78 @@
 //! `run` and `explain`: find the manifest, type the arguments, ask policy, and
 //! record the run in the state policy decided (refused, awaiting approval, queued).
 
+use super::break_glass::Glass;
 use super::{Engine, Reply, ReplyKind};
-use crate::manifest::{Args, Manifest};
+use crate::manifest::{ArgError, Args, Manifest};
 use crate::policy::{self, Access, ApprovalNeed};
-use crate::store::NewRun;
-use crate::types::{Actor, Place, RunState};
+use crate::store::{Durability, NewRun};
+use crate::types::{Actor, Approvers, Place, RunState};
 use serde_json::json;
 
 /// Arguments and policy for a request, worked out without writing anything.
-struct Assessment {
-    manifest: Manifest,
-    args: Args,
-    access: Access,
-    approval: Option<ApprovalNeed>,
+pub(super) struct Assessment {
+    /// The manifest as it governs these arguments (see [`Manifest::governed`]).
+    pub(super) manifest: Manifest,
+    /// The `[[rule]]` that held, if any.
+    pub(super) rule: Option<String>,
+    pub(super) args: Args,
+    /// Start without waiting for the approval: the reason (checked by
+    /// `Engine::break_glass`).
+    pub(super) break_glass: Option<String>,
+    pub(super) access: Access,
+    pub(super) approval: Option<ApprovalNeed>,
+}
+
+/// What [`Engine::request_run_checked`] answers: the reply, and when the
+/// arguments were why it refused, their error itself, so that a form can mark the
+/// field it is about.
+#[derive(Debug)]
+pub struct RequestAnswer {
+    pub reply: Reply,
+    pub arg_error: Option<ArgError>,
+    /// Refused before a run was recorded for who is asking (a break-glass
+    /// they may not use, or without a reason): HTTP 403, not 404.
+    pub forbidden: bool,
 }
 
 impl Engine {
-    /// Types the arguments and asks policy. `Err(text)` is a usage error for the requester.
-    fn assess(
+    /// Types the arguments and asks policy. `Err((text, arg_error))` is a usage error
+    /// for the requester: an unknown script, or arguments that do not fit.
+    pub(super) fn assess(
         &self,
         actor: &Actor,
         place: &Place,
         script: &str,
         raw: &[(String, String)],
-    ) -> Result<Assessment, String> {
+    ) -> Result<Assessment, (String, Option<ArgError>)> {
         let Some(manifest) = self.manifest(script) else {
-            return Err(self.unknown_script(script));
+            return Err((self.unknown_script(script), None));
         };
-        let args = manifest
-            .validate_args(raw)
-            .map_err(|e| format!("{e}\nusage: {}", short_usage(&manifest)))?;
-        let access = policy::may_run(&self.config, &manifest, actor, place);
-        let approval = policy::approval_need_for(&self.config, &manifest, actor);
-        Ok(Assessment {
+        let args = manifest.validate_args(raw).map_err(|e| {
+            let text = format!("{e}\nusage: {}", short_usage(&manifest));
+            (text, Some(e))
+        })?;
+        Ok(self.assess_typed(actor, place, &manifest, args))
+    }
+
+    /// Policy for typed arguments: the rule that holds for them, who may ask,
+    /// and what approval the request needs.
+    fn assess_typed(
+        &self,
+        actor: &Actor,
+        place: &Place,
+        manifest: &Manifest,
+        args: Args,
+    ) -> Assessment {
+        let (manifest, rule) = manifest.governed(&args);
+        Assessment {
+            access: policy::may_run(&self.config, &manifest, actor, place),
+            approval: policy::approval_need_for(&self.config, &manifest, actor),
             manifest,
+            rule,
             args,
-            access,
-            approval,
-        })
+            break_glass: None,
+        }
     }
 
     /// `run <script> key=value …`: records the run and answers at once.
@@ -50,23 +84,77 @@ impl Engine {
         script: &str,
         raw: &[(String, String)],
     ) -> anyhow::Result<Reply> {
+        Ok(self
+            .request_run_checked(actor, place, script, raw, None)
+            .await?
+            .reply)
+    }
+
+    /// [`Engine::request_run`], also handing back the argument error when that is
+    /// why it refused (the web form marks the field). Every channel's request,
+    /// refused or not, leaves its audit entry here. `break_glass`: the reason
+    /// to start without waiting for the approval the run needs (`run!`; see
+    /// `docs/break-glass.md`).
+    pub async fn request_run_checked(
+        &self,
+        actor: &Actor,
+        place: &Place,
+        script: &str,
+        raw: &[(String, String)],
+        break_glass: Option<&str>,
+    ) -> anyhow::Result<RequestAnswer> {
         let now = self.now();
         let a = match self.assess(actor, place, script, raw) {
             Ok(a) => a,
-            Err(message) => {
+            Err((message, arg_error)) => {
                 let details = json!({ "script": script, "args": raw_args_json(raw), "place": place, "reason": message });
                 self.store
                     .audit(&actor.audit_name(), "run.refused", None, details, now)
                     .await?;
-                return Ok(Reply::error(message));
+                return Ok(RequestAnswer {
+                    reply: Reply::error(message),
+                    arg_error,
+                    forbidden: false,
+                });
             }
         };
-        self.record_run(actor, place, a, None).await
+        let mut a = a;
+        let mut note = None;
+        if let Some(reason) = break_glass {
+            match self.break_glass(actor, script, raw, &a, reason).await? {
+                Glass::Bypass(reason) => a.break_glass = Some(reason),
+                Glass::Plain => {}
+                Glass::NotNeeded => {
+                    note =
+                        Some("it needs no approval, so it was asked for as usual (not break-glass)")
+                }
+                Glass::Refused(reply) => {
+                    return Ok(RequestAnswer {
+                        reply: *reply,
+                        arg_error: None,
+                        forbidden: true,
+                    });
+                }
+            }
+        }
+        let mut reply = self
+            .record_run(actor, place, a, None, Durability::Synced)
+            .await?;
+        if let Some(note) = note {
+            reply.text = format!("{}; {note}", reply.text);
+        }
+        Ok(RequestAnswer {
+            reply,
+            arg_error: None,
+            forbidden: false,
+        })
     }
 
     /// Records a run from already-typed arguments (schedules, web forms). A
-    /// schedule's fire (actor `Actor::Schedule`) passes its `schedule_key`, unique in
-    /// the store, and needs approval only where its manifest says `scheduled = "required"`.
+    /// schedule's fire (actor `Actor::Schedule`) passes its `schedule_key`, unique
+    /// in the store, and needs approval only where its manifest says
+    /// `scheduled = "required"`. `durability`: `Synced` when someone is told the
+    /// answer, `Relaxed` for a schedule's fire.
     pub async fn request_typed(
         &self,
         actor: &Actor,
@@ -74,14 +162,11 @@ impl Engine {
         manifest: &Manifest,
         args: Args,
         schedule_key: Option<String>,
+        durability: Durability,
     ) -> anyhow::Result<Reply> {
-        let a = Assessment {
-            access: policy::may_run(&self.config, manifest, actor, place),
-            approval: policy::approval_need_for(&self.config, manifest, actor),
-            manifest: manifest.clone(),
-            args,
-        };
-        self.record_run(actor, place, a, schedule_key).await
+        let a = self.assess_typed(actor, place, manifest, args);
+        self.record_run(actor, place, a, schedule_key, durability)
+            .await
     }
 
     async fn record_run(
@@ -90,6 +175,7 @@ impl Engine {
         place: &Place,
         a: Assessment,
         schedule_key: Option<String>,
+        durability: Durability,
     ) -> anyhow::Result<Reply> {
         let now = self.now();
         let m = &a.manifest;
@@ -108,37 +194,39 @@ impl Engine {
                     need.approvers.join(", ")
                 )),
             ),
+            (Access::Allowed, Some(_)) if a.break_glass.is_some() => (RunState::Queued, None),
             (Access::Allowed, Some(_)) => (RunState::AwaitingApproval, None),
             (Access::Allowed, None) => (RunState::Queued, None),
         };
         let need = a.approval.as_ref();
         let new = NewRun {
             script: m.name.to_string(),
-            args: serde_json::to_value(&a.args)?,
+            args: a.args.clone(),
             requester: actor.audit_name(),
-            requester_person: actor.person().map(|p| p.to_string()),
-            place: serde_json::to_value(place)?,
+            requester_person: actor.person().cloned(),
+            place: place.clone(),
             manifest_digest: digest,
             max_concurrent: m.max_concurrent as i64,
             timeout_ms: m.timeout.as_millis() as i64,
-            risk: if m.risk == crate::manifest::Risk::High {
-                "high"
-            } else {
-                "low"
-            }
-            .into(),
-            state,
-            reason: reason.clone(),
+            risk: m.risk,
             quorum: need.map(|n| n.quorum as i64).unwrap_or(0),
-            approvers: json!({
-                "principals": need.map(|n| n.approvers.clone()).unwrap_or_default(),
-                "eligible": need.map(|n| n.eligible.iter().map(|p| p.to_string()).collect::<Vec<_>>()).unwrap_or_default(),
-                "channel": need.and_then(|n| n.channel.clone()),
-            }),
+            approvers: Approvers {
+                principals: need.map(|n| n.approvers.clone()).unwrap_or_default(),
+                eligible: need
+                    .map(|n| n.eligible.iter().cloned().collect())
+                    .unwrap_or_default(),
+                channel: need.and_then(|n| n.channel.clone()),
+            },
             expires_at: need.map(|n| now + n.expires_ms),
             schedule_key,
+            created_at: now,
+            runs_on: m.runs_on.clone(),
+            rule: a.rule.clone(),
+            break_glass: a.break_glass.clone().filter(|_| state == RunState::Queued),
+            state,
+            reason: reason.clone(),
         };
-        let run = self.store.create_run(new, now).await?;
+        let run = self.store.create_run(new, durability).await?;
         self.emit(&run);
         let cmdline = format!("{} {}", run.script, args_text(&a.args));
         let text = match state {
@@ -156,9 +244,10 @@ impl Engine {
             RunState::AwaitingApproval => {
                 let need = need.expect("awaiting approval has a need");
                 format!(
-                    "run {} ({}) awaits approval: {} of {} (expires {})",
+                    "run {} ({}) awaits approval{}: {} of {} (expires {})",
                     run.id,
                     cmdline.trim(),
+                    rule_note(run.rule.as_deref()),
                     need.quorum,
                     need.eligible
                         .iter()
@@ -168,6 +257,13 @@ impl Engine {
                     crate::clock::format_ms(run.expires_at.unwrap_or(now)),
                 )
             }
+            _ if run.break_glass.is_some() => format!(
+                "run {} ({}) is queued WITHOUT its approval (break-glass); its approvers are told, \
+                 and it stays marked until one reviews it: `review {} [note]`",
+                run.id,
+                cmdline.trim(),
+                run.id
+            ),
             _ => format!("run {} ({}) is queued", run.id, cmdline.trim()),
         };
         Ok(Reply {
@@ -177,7 +273,8 @@ impl Engine {
         })
     }
 
-    /// `explain <script> …`: what would happen, without running or recording a run.
+    /// `explain <script> …`: what would happen, without running or recording a
+    /// run (see [`Engine::explanation`]).
     pub async fn explain(
         &self,
         actor: &Actor,
@@ -185,45 +282,33 @@ impl Engine {
         script: &str,
         raw: &[(String, String)],
     ) -> anyhow::Result<Reply> {
-        let a = match self.assess(actor, place, script, raw) {
-            Ok(a) => a,
-            Err(message) => return Ok(Reply::error(message)),
-        };
-        let m = &a.manifest;
-        let mut out = format!("`{}` for {actor} at {place}:\n", m.name);
-        match &a.access {
-            Access::Allowed => out.push_str("- you may ask for it here\n"),
-            Access::Refused(why) => out.push_str(&format!("- you may not: {why}\n")),
-        }
-        match &a.approval {
-            None => out.push_str("- it runs without approval\n"),
-            Some(need) => {
-                let who: Vec<String> = need.eligible.iter().map(|p| p.to_string()).collect();
-                out.push_str(&format!(
-                    "- it needs {} approval(s) from {} ({}), expiring after {}\n",
-                    need.quorum,
-                    need.approvers.join(", "),
-                    if who.is_empty() {
-                        "nobody else can approve".to_string()
-                    } else {
-                        who.join(", ")
-                    },
-                    crate::clock::format_duration_ms(need.expires_ms),
-                ));
-                if let Some(ch) = &need.channel {
-                    out.push_str(&format!("- the request goes to the `{ch}` channel\n"));
-                }
-            }
-        }
-        let argv = m.argv(&a.args);
-        out.push_str(&format!("- it would run: {}\n", argv_text(&argv)));
-        out.push_str(&format!(
-            "- timeout {}, at most {} at once",
-            humantime::format_duration(m.timeout),
-            m.max_concurrent
-        ));
-        Ok(Reply::info(out))
+        Ok(match self.explanation(actor, place, script, raw).await? {
+            Ok(e) => Reply::info(e.text()),
+            Err(message) => Reply::error(message),
+        })
     }
+}
+
+impl Engine {
+    /// Enrolled runners seen in the last minute that have every tag of `runs_on`.
+    pub(super) async fn live_runners_for(&self, runs_on: &[String]) -> anyhow::Result<Vec<String>> {
+        let since = self.now() - 60_000;
+        Ok(self
+            .store
+            .runners()
+            .await?
+            .into_iter()
+            .filter(|r| r.revoked_at.is_none() && r.last_seen.is_some_and(|t| t >= since))
+            .filter(|r| runs_on.iter().all(|t| r.tags.contains(t)))
+            .map(|r| r.name)
+            .collect())
+    }
+}
+
+/// ` under rule `NAME``, or nothing when no rule held.
+pub fn rule_note(rule: Option<&str>) -> String {
+    rule.map(|r| format!(" under rule `{r}`"))
+        .unwrap_or_default()
 }
 
 fn raw_args_json(raw: &[(String, String)]) -> serde_json::Value {

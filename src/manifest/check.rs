@@ -3,10 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
-use std::time::Duration;
 
 use super::schema::toml_arg;
-use super::{Access, Approval, CatchUp, Manifest, Overlap, Principal, Schedule, ScheduledApproval};
+use super::{
+    Access, Approval, CatchUp, Crontab, Manifest, Overlap, Principal, Schedule, ScheduledApproval,
+};
 use crate::config::Config;
 use crate::config::spans::{Reader, Section, closest};
 use crate::types::{PersonId, ScriptName};
@@ -39,7 +40,24 @@ pub(super) fn read_approval(
             "scheduled",
         ],
     );
-    let approvers = principals(r, &s, "approvers", config);
+    let mut approvers = principals(r, &s, "approvers", config);
+    // `anyone` lets everyone run a script, but approval by anyone is no
+    // approval: it would name nobody in particular, and nobody could decide.
+    if approvers.contains(&Principal::Anyone) {
+        approvers.retain(|p| *p != Principal::Anyone);
+        for (text, span) in r.strings(&s, "approvers").unwrap_or_default() {
+            if text == "anyone" {
+                r.key_error(
+                    &s,
+                    "approvers",
+                    &span,
+                    "`anyone` cannot approve: approval by anyone is no approval; name the \
+                     approvers as \"person:NAME\" or \"group:NAME\" (and let `self_approval` \
+                     say whether requesters count)",
+                );
+            }
+        }
+    }
     let written = s
         .get("approvers")
         .and_then(|i| i.get_ref().as_array())
@@ -91,14 +109,14 @@ pub(super) fn read_approval(
         quorum,
         expires: r
             .duration(&s, "expires")
-            .unwrap_or(Duration::from_secs(3600)),
+            .unwrap_or(super::rules::DEFAULT_EXPIRES),
         self_approval: r.bool(&s, "self_approval").unwrap_or(false),
         scheduled,
     })
 }
 
 /// How many distinct people `approvers` can name; `None` when `anyone` is among them.
-fn reachable_people(approvers: &[Principal], config: &Config) -> Option<usize> {
+pub(super) fn reachable_people(approvers: &[Principal], config: &Config) -> Option<usize> {
     let mut people: BTreeSet<&PersonId> = BTreeSet::new();
     for p in approvers {
         match p {
@@ -161,19 +179,23 @@ pub(super) fn read_schedules(
             None => format!("schedule-{}", i + 1),
         };
         let cron = match r.string(s, "cron") {
-            Some((expr, span)) => {
-                if let Err(msg) = check_cron(&expr) {
-                    r.key_error(s, "cron", &span, msg);
-                    ok = false;
+            Some((expr, span)) => match Crontab::parse(&expr) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    r.key_error(
+                        s,
+                        "cron",
+                        &span,
+                        format!("bad cron expression `{expr}`: {e}"),
+                    );
+                    None
                 }
-                expr
-            }
+            },
             None => {
                 if s.get("cron").is_none() {
                     r.missing(s, "cron");
                 }
-                ok = false;
-                String::new()
+                None
             }
         };
         let timezone = match r.string(s, "timezone") {
@@ -197,7 +219,7 @@ pub(super) fn read_schedules(
             Some("queue") => Overlap::Queue,
             _ => Overlap::Skip,
         };
-        if let (true, Some(args)) = (ok, args) {
+        if let (true, Some(cron), Some(args)) = (ok, cron, args) {
             schedules.push(Schedule {
                 name,
                 cron,
@@ -211,25 +233,6 @@ pub(super) fn read_schedules(
         }
     }
     schedules
-}
-
-/// Checks a cron expression in the cron crate's syntax, explaining the seconds field.
-fn check_cron(expr: &str) -> Result<(), String> {
-    const SYNTAX: &str = "the seconds field is required: sec min hour day-of-month month day-of-week [year], e.g. \"0 0 6 * * *\"";
-    let fields = expr.split_whitespace().count();
-    if !(6..=7).contains(&fields) {
-        return Err(format!(
-            "bad cron expression `{expr}`: {fields} fields; {SYNTAX}"
-        ));
-    }
-    expr.parse::<cron::Schedule>().map(|_| ()).map_err(|e| {
-        let why = e.to_string();
-        let why = why
-            .lines()
-            .rfind(|l| !l.trim().trim_start_matches('^').is_empty());
-        let why = why.filter(|l| l.trim() != expr.trim()).unwrap_or("invalid");
-        format!("bad cron expression `{expr}`: {}; {SYNTAX}", why.trim())
-    })
 }
 
 /// The schedule's `args`, checked against the params with defaults filled in.
@@ -298,7 +301,7 @@ fn choice<'c>(
 }
 
 /// A list of principals, each naming a configured person or group.
-fn principals(
+pub(super) fn principals(
     r: &mut Reader<'_>,
     s: &Section<'_, '_>,
     key: &str,
@@ -347,7 +350,7 @@ fn channels(r: &mut Reader<'_>, s: &Section<'_, '_>, key: &str, config: &Config)
     out
 }
 
-fn known_channel(
+pub(super) fn known_channel(
     r: &mut Reader<'_>,
     s: &Section<'_, '_>,
     key: &str,

@@ -2,14 +2,20 @@
 //! takes, who may run it where, who approves it, and when it runs on its own.
 //!
 //! Layout: `schema` reads one file (every problem with its line) and `check` the
-//! sections that name people, groups and channels of the config; `params` turns user
-//! input into typed [`Args`]; `template` is the argv template; `exec` builds argv and
-//! the digest; `catalog` loads a folder into a [`Catalog`].
+//! sections that name people, groups and channels of the config; `crontab` parses a
+//! schedule's cron expression; `params` turns user input into typed [`Args`];
+//! `template` is the argv template; `rules` reads `[[rule]]` and applies the
+//! one that holds for a request; `python` reads `[python]` (script,
+//! requirements, PEP 723); `exec` builds argv and the digest; `catalog`
+//! loads a folder into a [`Catalog`].
 
 mod catalog;
 mod check;
+mod crontab;
 mod exec;
 mod params;
+mod python;
+mod rules;
 mod schema;
 mod template;
 #[cfg(test)]
@@ -22,8 +28,12 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::types::{PersonId, ScriptName};
 
+pub use crate::types::{ArgValue, Args, Risk};
 pub use catalog::{Catalog, Diagnostic, load_catalog};
-pub use params::{ArgError, ArgValue, Args, Param, ParamKind};
+pub use crontab::{Crontab, CrontabError, Field as CronField};
+pub use params::{ArgError, Param, ParamKind};
+pub use python::{InlineMetadata, Python, Requirements, parse_requirements, pep723};
+pub use rules::{Condition, Rule, Test};
 pub use template::ArgTemplate;
 
 /// One script, as its manifest declares it, fully checked.
@@ -38,15 +48,32 @@ pub struct Manifest {
     pub risk: Risk,
     /// Runs of this script at once (default 4, at least 1).
     pub max_concurrent: u32,
+    /// `memory = "512MiB"`: bytes the run's processes may use together,
+    /// enforced where the runner's host has a memory cgroup.
+    pub memory: Option<u64>,
+    /// `max_processes = 256`: processes (and threads) the run may have at
+    /// once, enforced where the runner's host has a pids cgroup.
+    pub max_processes: Option<u32>,
+    /// `runs_on = ["db-host"]`: only a runner with every one of these tags may
+    /// run it; empty: the service's own local runner.
+    pub runs_on: Vec<String>,
     /// Environment variables passed through from the server.
     pub env: Vec<String>,
     /// Passed through too, and their values masked in logs.
     pub secret_env: Vec<String>,
     pub params: Vec<Param>,
+    /// `output = "json" | "csv"`: stdout is read as the run's result when it
+    /// finishes (docs/results.md); `text` (default): it is only the log.
+    pub output: OutputFormat,
     pub access: Access,
     /// Present for every high-risk script (the check insists).
     pub approval: Option<Approval>,
     pub schedules: Vec<Schedule>,
+    /// `[[rule]]`s, first match wins (see [`Manifest::governed`]).
+    pub rules: Vec<Rule>,
+    /// `[python]`: the script runs in an environment built from its
+    /// requirements; `command` is then `["python3", script, args…]`.
+    pub python: Option<Python>,
     /// The manifest file.
     pub path: PathBuf,
     /// Its folder, absolute; relative script paths in `command` resolve against it.
@@ -56,21 +83,16 @@ pub struct Manifest {
     pub digest: String,
 }
 
-/// How dangerous a script is. High needs a human's approval before it runs.
+/// How a run's stdout is read when it finishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Risk {
+pub enum OutputFormat {
+    /// The log, nothing more.
     #[default]
-    Low,
-    High,
-}
-
-impl Risk {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Risk::Low => "low",
-            Risk::High => "high",
-        }
-    }
+    Text,
+    /// One JSON document: an object is the result, anything else `{"value": …}`.
+    Json,
+    /// CSV with a header line: the result's `table`.
+    Csv,
 }
 
 /// Someone named in `access.run`, `approval.approvers` or `notify_on_failure`.
@@ -159,8 +181,8 @@ pub struct Schedule {
     /// Unique within the manifest: `name`, else "default" (a lone schedule) or
     /// "schedule-N" (1-based position).
     pub name: String,
-    /// The cron crate's syntax, seconds first; checked at load.
-    pub cron: String,
+    /// Crontab, optionally with a leading seconds field; checked at load.
+    pub cron: Crontab,
     pub timezone: chrono_tz::Tz,
     /// Checked against the params at load, defaults filled in.
     pub args: Args,
@@ -170,14 +192,6 @@ pub struct Schedule {
     pub notify_on_failure: Vec<Principal>,
     pub catch_up: CatchUp,
     pub overlap: Overlap,
-}
-
-impl Schedule {
-    /// The parsed cron expression (validated at load, so this only fails if a caller
-    /// built a `Schedule` by hand).
-    pub fn cron_schedule(&self) -> Result<cron::Schedule, cron::error::Error> {
-        self.cron.parse()
-    }
 }
 
 /// What to do about firings missed while ExecGov was down.
@@ -196,7 +210,8 @@ pub enum Overlap {
     /// Drop this firing (default).
     #[default]
     Skip,
-    /// Queue it behind the running one.
+    /// Run it after the running one ends: fires wait, and run one at a time, oldest
+    /// first (at most `scheduler::MAX_QUEUED` wait; see `scheduler/fire.rs`).
     Queue,
 }
 

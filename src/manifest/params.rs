@@ -4,10 +4,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-
 use super::Manifest;
 use crate::config::spans::closest;
+use crate::types::{ArgValue, Args};
 
 /// One `[[param]]` of a manifest.
 #[derive(Debug, Clone)]
@@ -33,6 +32,12 @@ pub enum ParamKind {
         min: Option<i64>,
         max: Option<i64>,
     },
+    /// A decimal number, kept as the text it was given (`0.25`), so the script gets
+    /// exactly what was typed; checked to be finite and within `min`/`max`.
+    Float {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
     Bool,
     Enum {
         choices: Vec<String>,
@@ -47,41 +52,13 @@ impl ParamKind {
         match self {
             ParamKind::String { .. } => "string",
             ParamKind::Int { .. } => "int",
+            ParamKind::Float { .. } => "float",
             ParamKind::Bool => "bool",
             ParamKind::Enum { .. } => "enum",
             ParamKind::Date => "date",
         }
     }
 }
-
-/// A checked argument value. Dates are `Str("YYYY-MM-DD")`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum ArgValue {
-    Bool(bool),
-    Int(i64),
-    Str(String),
-}
-
-impl ArgValue {
-    /// The value as one argv element.
-    pub fn to_arg(&self) -> String {
-        match self {
-            ArgValue::Bool(b) => b.to_string(),
-            ArgValue::Int(n) => n.to_string(),
-            ArgValue::Str(s) => s.clone(),
-        }
-    }
-}
-
-impl fmt::Display for ArgValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_arg())
-    }
-}
-
-/// Checked arguments by parameter name, defaults filled in.
-pub type Args = BTreeMap<String, ArgValue>;
 
 /// Why arguments were refused. Shown to the requester as-is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,6 +134,23 @@ impl Param {
                 }
                 Ok(ArgValue::Int(n))
             }
+            (ParamKind::Float { min, max }, ArgValue::Str(s)) => {
+                let x = match s.trim().parse::<f64>() {
+                    Ok(x) if x.is_finite() && s.trim() == s => x,
+                    _ => return Err(format!("expected a number such as 0.5, got `{s}`")),
+                };
+                if let Some(min) = min
+                    && x < *min
+                {
+                    return Err(format!("must be at least {min}, got {s}"));
+                }
+                if let Some(max) = max
+                    && x > *max
+                {
+                    return Err(format!("must be at most {max}, got {s}"));
+                }
+                Ok(ArgValue::Str(s))
+            }
             (ParamKind::Bool, ArgValue::Bool(b)) => Ok(ArgValue::Bool(b)),
             (ParamKind::Enum { choices }, ArgValue::Str(s)) => {
                 if choices.contains(&s) {
@@ -178,9 +172,13 @@ impl Param {
                     Err(format!("expected a date YYYY-MM-DD, got `{s}`"))
                 }
             }
-            (ParamKind::String { .. } | ParamKind::Enum { .. } | ParamKind::Date, other) => {
-                self.check(ArgValue::Str(other.to_arg()))
-            }
+            (
+                ParamKind::String { .. }
+                | ParamKind::Enum { .. }
+                | ParamKind::Date
+                | ParamKind::Float { .. },
+                other,
+            ) => self.check(ArgValue::Str(other.to_arg())),
             (_, ArgValue::Str(s)) => self.parse_raw(&s),
             (kind, other) => Err(format!("expected {}, got `{other}`", kind.type_name())),
         }
@@ -204,6 +202,12 @@ impl Param {
                 (Some(a), None) => format!("integer ≥ {a}"),
                 (None, Some(b)) => format!("integer ≤ {b}"),
                 (None, None) => "integer".to_string(),
+            }),
+            ParamKind::Float { min, max } => parts.push(match (min, max) {
+                (Some(a), Some(b)) => format!("number {a} to {b}"),
+                (Some(a), None) => format!("number ≥ {a}"),
+                (None, Some(b)) => format!("number ≤ {b}"),
+                (None, None) => "number".to_string(),
             }),
             ParamKind::Bool => parts.push("true or false".to_string()),
             ParamKind::Enum { choices } => parts.push(format!("one of {}", choices.join(", "))),

@@ -8,7 +8,10 @@ use std::time::Duration;
 use toml::de::DeValue;
 
 use super::template::is_param_name;
-use super::{ArgTemplate, ArgValue, Manifest, Param, ParamKind, Risk, check, exec};
+use super::{
+    ArgTemplate, ArgValue, Manifest, OutputFormat, Param, ParamKind, Risk, check, exec, python,
+    rules,
+};
 use crate::config::Config;
 use crate::config::spans::{Item, Problem, Reader, Section, int_value, parse_document};
 use crate::types::ScriptName;
@@ -20,12 +23,18 @@ const TOP_KEYS: &[&str] = &[
     "timeout",
     "risk",
     "max_concurrent",
+    "memory",
+    "max_processes",
+    "runs_on",
     "env",
     "secret_env",
+    "output",
     "param",
     "access",
     "approval",
     "schedule",
+    "python",
+    "rule",
 ];
 const PARAM_KEYS: &[&str] = &[
     "name",
@@ -39,7 +48,9 @@ const PARAM_KEYS: &[&str] = &[
     "max",
     "choices",
 ];
-const TYPES: &[&str] = &["string", "int", "bool", "enum", "date"];
+const TYPES: &[&str] = &["string", "int", "float", "bool", "enum", "date"];
+/// The smallest `memory` a manifest may ask for.
+const MIN_MEMORY: u64 = 1024 * 1024;
 
 /// The checked manifest and the line of its `name` (for duplicate-name reports).
 pub(super) fn read(
@@ -71,8 +82,16 @@ pub(super) fn read(
         .map(|(d, _)| d)
         .unwrap_or_default();
 
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let params = read_params(&mut r, &top);
-    let command = read_command(&mut r, &top, &params);
+    let (python, command) = match top.get("python") {
+        Some(_) => match python::read_python(&mut r, &top, &dir, &params) {
+            Some((py, command)) => (Some(py), command),
+            None => (None, Vec::new()),
+        },
+        None => (None, read_command(&mut r, &top, &params, &dir)),
+    };
     let timeout = r
         .duration(&top, "timeout")
         .unwrap_or(Duration::from_secs(600));
@@ -91,8 +110,22 @@ pub(super) fn read(
         None => Risk::Low,
     };
     let max_concurrent = r.count::<u32>(&top, "max_concurrent", 1).unwrap_or(4);
+    let memory = read_memory(&mut r, &top);
+    let max_processes = r.count::<u32>(&top, "max_processes", 1);
+    let runs_on = read_tags(&mut r, &top, "runs_on");
     let env = read_env_names(&mut r, &top, "env");
     let secret_env = read_env_names(&mut r, &top, "secret_env");
+    let output = match r.string(&top, "output") {
+        None => OutputFormat::Text,
+        Some((o, _)) if o == "text" => OutputFormat::Text,
+        Some((o, _)) if o == "json" => OutputFormat::Json,
+        Some((o, _)) if o == "csv" => OutputFormat::Csv,
+        Some((o, span)) => {
+            let msg = format!("must be \"text\", \"json\" or \"csv\", got `{o}`");
+            r.key_error(&top, "output", &span, msg);
+            OutputFormat::Text
+        }
+    };
     let access = check::read_access(&mut r, &top, config);
     let approval = check::read_approval(&mut r, &top, config);
     if risk == Risk::High
@@ -107,9 +140,8 @@ pub(super) fn read(
         );
     }
 
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let digest = match exec::digest(text.as_bytes(), &command, &dir) {
+    let requirements = python::requirements_bytes(python.as_ref()).unwrap_or_default();
+    let digest = match exec::digest(text.as_bytes(), &command, &dir, requirements.as_deref()) {
         Ok(d) => d,
         Err(e) => {
             r.error(
@@ -128,18 +160,25 @@ pub(super) fn read(
         timeout,
         risk,
         max_concurrent,
+        memory,
+        max_processes,
+        runs_on,
         env,
         secret_env,
         params,
+        output,
         access,
         approval,
         schedules: Vec::new(),
+        rules: Vec::new(),
+        python,
         path: dir.join(path.file_name().unwrap_or_default()),
         dir,
         digest,
     };
     // Schedules check their args against the params, so they come last.
     manifest.schedules = check::read_schedules(&mut r, &top, config, &manifest);
+    manifest.rules = rules::read_rules(&mut r, &top, config, &manifest);
 
     if r.problems.is_empty() {
         Ok((manifest, name_line))
@@ -150,7 +189,14 @@ pub(super) fn read(
     }
 }
 
-fn read_command(r: &mut Reader<'_>, top: &Section<'_, '_>, params: &[Param]) -> Vec<ArgTemplate> {
+/// The argv template; `dir` (the manifest's folder) is where the scripts it
+/// names by relative path must be.
+fn read_command(
+    r: &mut Reader<'_>,
+    top: &Section<'_, '_>,
+    params: &[Param],
+    dir: &Path,
+) -> Vec<ArgTemplate> {
     let Some(elements) = r.strings(top, "command") else {
         if top.get("command").is_none() {
             r.missing(top, "command");
@@ -178,9 +224,24 @@ fn read_command(r: &mut Reader<'_>, top: &Section<'_, '_>, params: &[Param]) -> 
                     } else if !params.iter().any(|p| p.name == name) {
                         let msg = format!("placeholder `{{{name}}}` names no [[param]]");
                         r.key_error(top, "command", span, msg);
+                    } else if matches!(t, ArgTemplate::Flag { .. })
+                        && !params
+                            .iter()
+                            .any(|p| p.name == name && matches!(p.kind, ParamKind::Bool))
+                    {
+                        let msg =
+                            format!("`{text}` is a switch: `{name}` must be a bool parameter");
+                        r.key_error(top, "command", span, msg);
                     }
                 } else if i == 0 && text.trim().is_empty() {
                     r.key_error(top, "command", span, "the program (first element) is empty");
+                } else if let Some(looked_for) = exec::missing_script(dir, i, text) {
+                    let msg = format!(
+                        "`{text}` does not exist: relative paths resolve against the manifest's \
+                         folder, so it was looked for at {}",
+                        looked_for.display()
+                    );
+                    r.key_error(top, "command", span, msg);
                 }
                 command.push(t);
             }
@@ -188,6 +249,40 @@ fn read_command(r: &mut Reader<'_>, top: &Section<'_, '_>, params: &[Param]) -> 
         }
     }
     command
+}
+
+/// `memory = "512MiB"`: at least [`MIN_MEMORY`], since a smaller cgroup limit
+/// kills most programs before they print anything.
+fn read_memory(r: &mut Reader<'_>, top: &Section<'_, '_>) -> Option<u64> {
+    let (text, span) = r.string(top, "memory")?;
+    match text.parse::<bytesize::ByteSize>() {
+        Ok(size) if size.as_u64() >= MIN_MEMORY => Some(size.as_u64()),
+        Ok(_) => {
+            let msg = format!("`{text}` is less than the 1MiB a script needs to start");
+            r.key_error(top, "memory", &span, msg);
+            None
+        }
+        Err(_) => {
+            let msg = format!("`{text}` is not a size such as \"512MiB\"");
+            r.key_error(top, "memory", &span, msg);
+            None
+        }
+    }
+}
+
+/// `runs_on = ["db-host", "eu"]`: runner tags, each checked, none twice.
+fn read_tags(r: &mut Reader<'_>, top: &Section<'_, '_>, key: &str) -> Vec<String> {
+    let mut tags: Vec<String> = Vec::new();
+    for (tag, span) in r.strings(top, key).unwrap_or_default() {
+        match crate::types::check_tag(&tag) {
+            Err(msg) => r.key_error(top, key, &span, msg),
+            Ok(()) if tags.contains(&tag) => {
+                r.key_error(top, key, &span, format!("tag `{tag}` is listed twice"))
+            }
+            Ok(()) => tags.push(tag),
+        }
+    }
+    tags
 }
 
 fn read_env_names(r: &mut Reader<'_>, top: &Section<'_, '_>, key: &str) -> Vec<String> {
@@ -246,6 +341,7 @@ fn read_param(r: &mut Reader<'_>, s: &Section<'_, '_>) -> Option<(Param, Range<u
     let kind = match type_name.as_ref().map(|(t, span)| (t.as_str(), span)) {
         None | Some(("string", _)) => string_kind(r, s),
         Some(("int", _)) => int_kind(r, s),
+        Some(("float", _)) => float_kind(r, s),
         Some(("bool", _)) => Some(ParamKind::Bool),
         Some(("enum", _)) => enum_kind(r, s),
         Some(("date", _)) => Some(ParamKind::Date),
@@ -269,10 +365,16 @@ fn read_param(r: &mut Reader<'_>, s: &Section<'_, '_>) -> Option<(Param, Range<u
             ("max", "int"),
             ("choices", "enum"),
         ] {
+            let numeric = applies_to == "int" && kind.type_name() == "float";
             if kind.type_name() != applies_to
+                && !numeric
                 && let Some(item) = s.get(key)
             {
-                let msg = format!("`{key}` applies only to type \"{applies_to}\"");
+                let msg = if applies_to == "int" {
+                    format!("`{key}` applies only to types \"int\" and \"float\"")
+                } else {
+                    format!("`{key}` applies only to type \"{applies_to}\"")
+                };
                 r.key_error(s, key, &item.span(), msg);
             }
         }
@@ -343,6 +445,34 @@ fn int_kind(r: &mut Reader<'_>, s: &Section<'_, '_>) -> Option<ParamKind> {
     })
 }
 
+/// `min`/`max` of a float parameter: TOML floats or integers.
+fn float_kind(r: &mut Reader<'_>, s: &Section<'_, '_>) -> Option<ParamKind> {
+    let mut bound = |key: &str| -> Option<(f64, Range<usize>)> {
+        let item = s.get(key)?;
+        let value = match item.get_ref() {
+            DeValue::Float(f) => f.as_str().parse::<f64>().ok().filter(|x| x.is_finite()),
+            v @ DeValue::Integer(_) => int_value(v).map(|n| n as f64),
+            _ => None,
+        };
+        if value.is_none() {
+            r.key_error(s, key, &item.span(), "expected a finite number");
+        }
+        value.map(|x| (x, item.span()))
+    };
+    let min = bound("min");
+    let max = bound("max");
+    if let (Some((lo, _)), Some((hi, span))) = (&min, &max)
+        && lo > hi
+    {
+        r.key_error(s, "max", span, format!("min {lo} is greater than max {hi}"));
+        return None;
+    }
+    Some(ParamKind::Float {
+        min: min.map(|(x, _)| x),
+        max: max.map(|(x, _)| x),
+    })
+}
+
 fn enum_kind(r: &mut Reader<'_>, s: &Section<'_, '_>) -> Option<ParamKind> {
     let Some(choices) = r.strings(s, "choices") else {
         if s.get("choices").is_none() {
@@ -375,8 +505,8 @@ fn enum_kind(r: &mut Reader<'_>, s: &Section<'_, '_>) -> Option<ParamKind> {
     Some(ParamKind::Enum { choices: out })
 }
 
-/// A TOML value as an argument value: strings, integers, booleans and bare dates
-/// (`2026-01-31`, kept as text).
+/// A TOML value as an argument value: strings, integers, booleans, and floats and
+/// bare dates (`0.5`, `2026-01-31`) kept as text.
 pub(super) fn toml_arg(item: &Item<'_>) -> Result<ArgValue, String> {
     match item.get_ref() {
         DeValue::String(s) => Ok(ArgValue::Str(s.to_string())),
@@ -384,6 +514,8 @@ pub(super) fn toml_arg(item: &Item<'_>) -> Result<ArgValue, String> {
         v @ DeValue::Integer(_) => int_value(v)
             .map(ArgValue::Int)
             .ok_or_else(|| "integer out of range".to_string()),
+        // Kept as written, as float parameters keep their values.
+        DeValue::Float(f) => Ok(ArgValue::Str(f.as_str().to_string())),
         DeValue::Datetime(dt) if dt.date.is_some() && dt.time.is_none() => {
             Ok(ArgValue::Str(dt.to_string()))
         }

@@ -1,9 +1,13 @@
 //! The argv template: each `command` element is literal text or text around ONE
 //! `{param}` placeholder, and stays exactly one argv element. No shell, no splitting.
+//!
+//! A command-line switch that is given only when a bool parameter is true (argparse's
+//! `store_true`) is the element `{verbose?--verbose}`: `--verbose` when `verbose` is
+//! true, no element at all when it is false or not given.
 
 use std::fmt;
 
-use super::params::Args;
+use crate::types::{ArgValue, Args};
 
 /// One element of `command`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,11 +20,17 @@ pub enum ArgTemplate {
         name: String,
         suffix: String,
     },
+    /// `{name?text}`: the element `text` when the bool parameter `name` is true,
+    /// left out otherwise.
+    Flag { name: String, text: String },
 }
 
 impl ArgTemplate {
     /// Parses one element. `{{`/`}}` are literal braces; at most one placeholder.
     pub fn parse(text: &str) -> Result<ArgTemplate, String> {
+        if let Some(flag) = parse_flag(text) {
+            return flag;
+        }
         let mut parts: [String; 2] = Default::default();
         let mut name: Option<String> = None;
         let mut chars = text.chars().peekable();
@@ -85,7 +95,7 @@ impl ArgTemplate {
     pub fn param(&self) -> Option<&str> {
         match self {
             ArgTemplate::Literal(_) => None,
-            ArgTemplate::Param { name, .. } => Some(name),
+            ArgTemplate::Param { name, .. } | ArgTemplate::Flag { name, .. } => Some(name),
         }
     }
 
@@ -101,6 +111,9 @@ impl ArgTemplate {
             } => args
                 .get(name)
                 .map(|v| format!("{prefix}{}{suffix}", v.to_arg())),
+            ArgTemplate::Flag { name, text } => {
+                (args.get(name) == Some(&ArgValue::Bool(true))).then(|| text.clone())
+            }
         }
     }
 }
@@ -116,8 +129,28 @@ impl fmt::Display for ArgTemplate {
                 name,
                 suffix,
             } => write!(f, "{}{{{name}}}{}", esc(prefix), esc(suffix)),
+            ArgTemplate::Flag { name, text } => write!(f, "{{{name}?{text}}}"),
         }
     }
+}
+
+/// `{name?text}`, when `text` is shaped like one: the whole element in braces with
+/// a `?` after a parameter name.
+fn parse_flag(text: &str) -> Option<Result<ArgTemplate, String>> {
+    let inner = text.strip_prefix('{')?.strip_suffix('}')?;
+    let (name, flag) = inner.split_once('?')?;
+    if !is_param_name(name) || inner.starts_with('{') {
+        return None;
+    }
+    if flag.is_empty() || flag.contains(['{', '}']) {
+        return Some(Err(format!(
+            "`{text}`: a switch element is `{{{name}?--switch}}`, with the switch's text after `?` and no braces in it"
+        )));
+    }
+    Some(Ok(ArgTemplate::Flag {
+        name: name.to_string(),
+        text: flag.to_string(),
+    }))
 }
 
 /// Parameter names: a letter or `_`, then letters, digits, `_`, `-`.
@@ -162,5 +195,33 @@ mod tests {
         args.insert("dir".into(), ArgValue::Str("; rm -rf /".into()));
         assert_eq!(t.render(&args).as_deref(), Some("--dir=; rm -rf /"));
         assert_eq!(t.to_string(), "--dir={dir}");
+    }
+
+    #[test]
+    fn a_switch_is_given_only_when_its_bool_is_true() {
+        let t = ArgTemplate::parse("{verbose?--verbose}").expect("valid");
+        assert_eq!(
+            t,
+            ArgTemplate::Flag {
+                name: "verbose".into(),
+                text: "--verbose".into()
+            }
+        );
+        let mut args = Args::new();
+        assert_eq!(t.render(&args), None, "not given: no element");
+        args.insert("verbose".into(), ArgValue::Bool(false));
+        assert_eq!(t.render(&args), None, "false: no element");
+        args.insert("verbose".into(), ArgValue::Bool(true));
+        assert_eq!(t.render(&args).as_deref(), Some("--verbose"));
+        assert_eq!(t.to_string(), "{verbose?--verbose}", "shown as written");
+        assert!(
+            ArgTemplate::parse("{v?}").is_err(),
+            "a switch needs its text"
+        );
+        assert_eq!(
+            ArgTemplate::parse("{{a?b}}"),
+            Ok(ArgTemplate::Literal("{a?b}".into())),
+            "doubled braces stay literal"
+        );
     }
 }

@@ -271,3 +271,166 @@ fn catalog_suggests_close_names() {
         "nothing close, no suggestion"
     );
 }
+
+#[test]
+fn memory_and_process_limits_are_read_and_checked_at_their_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("limited.toml");
+    let ok = "name = \"limited\"\ncommand = [\"true\"]\nmemory = \"512MiB\"\nmax_processes = 256\n";
+    let m = Manifest::from_toml(ok, &path, &Config::defaults()).expect("valid limits");
+    assert_eq!(m.memory, Some(512 * 1024 * 1024), "512MiB in bytes");
+    assert_eq!(m.max_processes, Some(256));
+    let none = Manifest::from_toml(
+        "name = \"x\"\ncommand = [\"true\"]\n",
+        &path,
+        &Config::defaults(),
+    )
+    .expect("valid");
+    assert_eq!(
+        (none.memory, none.max_processes),
+        (None, None),
+        "no limit unless asked"
+    );
+
+    for (text, line, fragment) in [
+        (
+            "memory = \"lots\"",
+            3,
+            "key `memory`: `lots` is not a size such as \"512MiB\"",
+        ),
+        (
+            "memory = \"100KiB\"",
+            3,
+            "`100KiB` is less than the 1MiB a script needs",
+        ),
+        (
+            "memory = 512",
+            3,
+            "key `memory`: expected a string, got integer",
+        ),
+        (
+            "max_processes = 0",
+            3,
+            "key `max_processes`: must be at least 1, got 0",
+        ),
+        (
+            "max_processes = \"many\"",
+            3,
+            "key `max_processes`: expected an integer",
+        ),
+    ] {
+        let manifest = format!("name = \"x\"\ncommand = [\"true\"]\n{text}\n");
+        let problems = Manifest::from_toml(&manifest, &path, &Config::defaults())
+            .expect_err("a bad limit is refused");
+        assert!(
+            problems
+                .iter()
+                .any(|d| d.line == line && d.to_string().contains(fragment)),
+            "`{text}`: want line {line} `{fragment}`, got {problems:#?}"
+        );
+    }
+}
+
+#[test]
+fn float_parameters_keep_the_typed_text_and_check_their_range() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ratio.toml");
+    let text = "name = \"ratio\"\ncommand = [\"echo\", \"--ratio\", \"{ratio}\", \"{quiet?--quiet}\"]\n\
+        [[param]]\nname = \"ratio\"\ntype = \"float\"\nmin = 0\nmax = 1.5\ndefault = 0.25\n\
+        [[param]]\nname = \"quiet\"\ntype = \"bool\"\ndefault = false\n";
+    let m = Manifest::from_toml(text, &path, &Config::defaults()).expect("valid float param");
+    let args = m.validate_args(&[]).expect("defaults");
+    assert_eq!(
+        m.argv(&args),
+        ["echo", "--ratio", "0.25"],
+        "the default as written; a false switch is left out"
+    );
+    let args = m
+        .validate_args(&raw(&[("ratio", "1e-3"), ("quiet", "true")]))
+        .expect("a number in range");
+    assert_eq!(m.argv(&args), ["echo", "--ratio", "1e-3", "--quiet"]);
+    assert!(refused(&m, &[("ratio", "abc")]).contains("expected a number"));
+    assert!(refused(&m, &[("ratio", "2")]).contains("at most 1.5"));
+    assert!(refused(&m, &[("ratio", "NaN")]).contains("expected a number"));
+    let typed = m
+        .validate_typed(&[("ratio".to_string(), ArgValue::Int(1))].into())
+        .expect("an integer is a number");
+    assert_eq!(typed["ratio"], ArgValue::Str("1".into()));
+
+    for (bad, fragment) in [
+        (
+            text.replace("default = 0.25", "default = 2.5"),
+            "default fails its own type: must be at most 1.5",
+        ),
+        (
+            text.replace("{quiet?--quiet}", "{ratio?--ratio}"),
+            "`{ratio?--ratio}` is a switch: `ratio` must be a bool parameter",
+        ),
+        (
+            text.replace("max = 1.5", "max = \"big\""),
+            "key `param.max`: expected a finite number",
+        ),
+    ] {
+        let problems = Manifest::from_toml(&bad, &path, &Config::defaults()).expect_err("refused");
+        assert!(
+            problems.iter().any(|d| d.to_string().contains(fragment)),
+            "want `{fragment}`, got {problems:#?}"
+        );
+    }
+}
+
+/// `[[rule]]` matching: first match wins, numbers compare as numbers, several
+/// conditions must all hold, and an absent optional argument matches nothing.
+#[test]
+fn the_first_rule_whose_conditions_all_hold_governs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = r#"
+name = "tune"
+command = ["true"]
+[[param]]
+name = "ratio"
+type = "float"
+default = 0.5
+[[param]]
+name = "days"
+type = "int"
+default = 7
+[[param]]
+name = "note"
+type = "string"
+required = false
+[access]
+run = ["anyone"]
+[[rule]]
+name = "noted"
+when = { note = { in = ["a", "b"] } }
+run = []
+[[rule]]
+name = "half-week"
+when = { ratio = 0.50, days = { gte = 7, lt = 8 } }
+[[rule]]
+name = "big"
+when = { ratio = { gt = 1 } }
+"#;
+    let path = dir.path().join("tune.toml");
+    let m = Manifest::from_toml(text, &path, &Config::defaults()).expect("valid rules");
+    let rule = |pairs: &[(&str, &str)]| {
+        let args = m.validate_args(&raw(pairs)).expect("valid args");
+        m.governed(&args).1
+    };
+    assert_eq!(
+        rule(&[]).as_deref(),
+        Some("half-week"),
+        "defaults count; 0.5 == 0.50"
+    );
+    assert_eq!(rule(&[("days", "8")]), None, "lt 8 fails");
+    assert_eq!(rule(&[("ratio", "1.5")]).as_deref(), Some("big"));
+    assert_eq!(rule(&[("ratio", "1")]), None, "gt is strict");
+    let (noted, name) = m.governed(&m.validate_args(&raw(&[("note", "b")])).unwrap());
+    assert_eq!(name.as_deref(), Some("noted"), "first match wins");
+    assert!(
+        noted.access.run.is_empty(),
+        "the rule's `run` replaces the top level's"
+    );
+    assert_eq!(rule(&[("note", "c"), ("days", "9")]), None);
+}

@@ -1,9 +1,18 @@
 //! One schedule in one tick: which fires are due since the last one handled, which
 //! of them run (on time; or the latest missed one, by `catch_up`), and for each run
 //! the overlap rule, the exactly-once record and the engine request.
+//!
+//! # `overlap = "queue"`
+//! The queue is not stored apart: it is the schedule's fires after the last one
+//! handled (`last_fire_at`, in the store). While a run of the schedule goes, none of
+//! them is handled, so they wait, across restarts and on every server alike. Once
+//! that run has ended, the fires that came up to its end were queued behind it: the
+//! oldest runs (at most [`MAX_QUEUED`] are kept, the newest), and only that one,
+//! so the next waits for its run in turn. A fire that came after the previous run
+//! had ended was never queued and follows `catch_up` like any other.
 
 use super::times::FireTimes;
-use super::{GRACE_MS, MAX_FIRES_PER_TICK, TickReport, schedule_key, schedule_place};
+use super::{GRACE_MS, MAX_FIRES_PER_TICK, MAX_QUEUED, TickReport, schedule_key, schedule_place};
 use crate::engine::Engine;
 use crate::manifest::{CatchUp, Manifest, Overlap, Schedule};
 use crate::store::StoreError;
@@ -38,7 +47,7 @@ impl Due<'_> {
         report: &mut TickReport,
     ) -> anyhow::Result<()> {
         let store = self.engine.store();
-        let times = FireTimes::of(self.schedule).context("parsing the cron expression")?;
+        let times = FireTimes::of(self.schedule);
         let spec = spec(self.schedule);
         let last = match state {
             Some(s) if s.spec == spec => s.last_fire_at,
@@ -52,6 +61,10 @@ impl Due<'_> {
         let Some(first_due) = times.next_after(last).filter(|t| *t <= self.now) else {
             return Ok(());
         };
+        let queue = self.schedule.overlap == Overlap::Queue;
+        if queue && self.queued(&times, last, first_due, report).await? {
+            return Ok(());
+        }
         let on_time_after = last.max(self.now - GRACE_MS);
         let on_time = times.between(on_time_after, self.now, MAX_FIRES_PER_TICK);
         if first_due <= on_time_after {
@@ -68,13 +81,102 @@ impl Due<'_> {
                 (CatchUp::Latest, true) => Ok(()),
             };
             match catch_up {
-                Ok(()) => self.fire(latest, true, report).await?,
+                Ok(()) => {
+                    self.fire(latest, true, report).await?;
+                    if queue {
+                        return Ok(()); // the on-time fires wait for its run
+                    }
+                }
                 Err(why) => self.missed(first_due, latest, why, report).await?,
             }
         }
         for fire_ms in on_time {
             self.fire(fire_ms, false, report).await?;
+            if queue {
+                break; // the next waits for this one's run
+            }
         }
+        Ok(())
+    }
+
+    /// `overlap = "queue"` (see the module doc), with `first_due` the oldest fire not
+    /// handled yet. Returns whether the queue decided this tick: `first_due` waits for
+    /// a run still going, or a fire queued behind the previous run was started.
+    async fn queued(
+        &self,
+        times: &FireTimes,
+        last: i64,
+        first_due: i64,
+        report: &mut TickReport,
+    ) -> anyhow::Result<bool> {
+        let store = self.engine.store();
+        let key = schedule_key(&self.id, first_due);
+        if let Some(running) = store
+            .active_schedule_run(self.manifest.name.as_str(), &self.id, &key)
+            .await?
+        {
+            tracing::debug!(schedule = %self.id, fire_at = first_due, run_id = %running, "fire waits for the previous run");
+            report.queued.push(key);
+            return Ok(true);
+        }
+        // The run of the last fire handled is the one that was going (fires are
+        // handled only while none is): when did it end?
+        let ended = match store
+            .run_for_schedule_key(&schedule_key(&self.id, last))
+            .await?
+        {
+            Some(run) => store.get_run(run).await?.finished_at,
+            None => None,
+        };
+        let Some(ended) = ended.filter(|e| first_due <= *e) else {
+            return Ok(false);
+        };
+        // The newest MAX_QUEUED fires in (last, ended] run; older ones are given up.
+        let mut oldest_kept = times.latest_at_or_before(ended).unwrap_or(first_due);
+        for _ in 1..MAX_QUEUED {
+            match times.latest_at_or_before(oldest_kept - 1) {
+                Some(t) if t > last => oldest_kept = t,
+                _ => break,
+            }
+        }
+        if oldest_kept > first_due {
+            let latest = times
+                .latest_at_or_before(oldest_kept - 1)
+                .unwrap_or(first_due);
+            self.queue_full(first_due, latest, report).await?;
+        }
+        self.fire(oldest_kept, oldest_kept < self.now - GRACE_MS, report)
+            .await?;
+        Ok(true)
+    }
+
+    /// Gives up the queued fires from `first` to `latest`, with one audit entry.
+    async fn queue_full(
+        &self,
+        first: i64,
+        latest: i64,
+        report: &mut TickReport,
+    ) -> anyhow::Result<()> {
+        let key = schedule_key(&self.id, latest);
+        let ev = ScheduleEvent {
+            key: format!("schedule.skipped:{key}"),
+            actor: self.actor().audit_name(),
+            action: "schedule.skipped".into(),
+            details: json!({
+                "schedule": self.id,
+                "schedule_key": key,
+                "first_skipped": first,
+                "latest_skipped": latest,
+                "reason": "queue full",
+                "overlap": "queue",
+                "max_queued": MAX_QUEUED,
+            }),
+            while_active: None,
+            now: self.now,
+        };
+        self.engine.store().record_schedule_event(ev).await?;
+        tracing::warn!(schedule = %self.id, first_skipped = first, latest_skipped = latest, "queued fires given up: more than {MAX_QUEUED} waited");
+        report.skipped.push(key);
         Ok(())
     }
 
@@ -94,9 +196,9 @@ impl Due<'_> {
                 .await?
         {
             let ev = ScheduleEvent {
-                key: &skipped_key,
-                actor: &self.actor().audit_name(),
-                action: "schedule.skipped",
+                key: skipped_key.clone(),
+                actor: self.actor().audit_name(),
+                action: "schedule.skipped".into(),
                 details: json!({
                     "schedule": self.id,
                     "schedule_key": key,
@@ -135,6 +237,7 @@ impl Due<'_> {
                 self.manifest,
                 args,
                 Some(key.clone()),
+                crate::store::Durability::Relaxed,
             )
             .await
         {
@@ -151,9 +254,9 @@ impl Due<'_> {
                     // Permanent (the script file is gone, …): say so once, move on.
                     tracing::error!(schedule = %self.id, error = format!("{e:#}"), "schedule could not fire");
                     let ev = ScheduleEvent {
-                        key: &format!("schedule.failed:{key}"),
-                        actor: &self.actor().audit_name(),
-                        action: "schedule.failed",
+                        key: format!("schedule.failed:{key}"),
+                        actor: self.actor().audit_name(),
+                        action: "schedule.failed".into(),
                         details: json!({ "schedule": self.id, "schedule_key": key, "fire_at": fire_ms, "error": format!("{e:#}") }),
                         while_active: None,
                         now: self.now,
@@ -176,9 +279,9 @@ impl Due<'_> {
     ) -> anyhow::Result<()> {
         let key = schedule_key(&self.id, latest);
         let ev = ScheduleEvent {
-            key: &format!("schedule.missed:{key}"),
-            actor: &self.actor().audit_name(),
-            action: "schedule.missed",
+            key: format!("schedule.missed:{key}"),
+            actor: self.actor().audit_name(),
+            action: "schedule.missed".into(),
             details: json!({
                 "schedule": self.id,
                 "first_missed": first,

@@ -36,6 +36,10 @@ pub const TICK: Duration = Duration::from_millis(500);
 /// missed (the scheduler was down) and the schedule's `catch_up` decides.
 pub const GRACE_MS: i64 = 60_000;
 
+/// Fires of an `overlap = "queue"` schedule that may wait behind its running run;
+/// when more came while it ran, the oldest are given up (audited `schedule.skipped`).
+pub const MAX_QUEUED: usize = 10;
+
 /// On-time fires one schedule may start in one tick (a per-second schedule after
 /// a one-minute stall); older ones are missed.
 const MAX_FIRES_PER_TICK: usize = 60;
@@ -56,8 +60,12 @@ pub struct Scheduler {
 pub struct TickReport {
     /// Fires recorded as runs, with the run.
     pub fired: Vec<(String, RunId)>,
-    /// Fires dropped because the schedule's previous run was still going (`overlap = "skip"`).
+    /// Fires dropped because the schedule's previous run was still going (`overlap = "skip"`),
+    /// or because more than [`MAX_QUEUED`] waited behind it (`overlap = "queue"`).
     pub skipped: Vec<String>,
+    /// The oldest fire of each `overlap = "queue"` schedule that waits for the
+    /// schedule's previous run to end; it runs, in order, once that run has ended.
+    pub queued: Vec<String>,
     /// The latest missed fire of each schedule that did not catch up (`catch_up = "skip"`,
     /// older than one period, or superseded by an on-time fire).
     pub missed: Vec<String>,
@@ -71,6 +79,7 @@ impl TickReport {
     pub fn is_empty(&self) -> bool {
         self.fired.is_empty()
             && self.skipped.is_empty()
+            && self.queued.is_empty()
             && self.missed.is_empty()
             && self.elsewhere.is_empty()
             && self.errors.is_empty()
@@ -181,7 +190,7 @@ pub fn schedule_for_run<'c>(
     catalog: &'c Catalog,
     run: &Run,
 ) -> Option<(&'c Manifest, &'c Schedule)> {
-    let place: Place = serde_json::from_value(run.place.clone()).ok()?;
+    let place = &run.place;
     if place.platform != Platform::Schedule {
         return None;
     }

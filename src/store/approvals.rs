@@ -4,103 +4,111 @@
 use serde_json::json;
 use tracing::instrument;
 
-use super::audit::AuditTx;
-use super::model::{Approval, DecisionInput, DecisionOutcome, Run, RunPatch};
-use super::runs::{Audited, RunsTx};
+use super::model::{Approval, DecisionInput, DecisionOutcome};
+use super::ops::{Durability, Write};
+use super::runs::{Edit, Note, fetch_for_update, move_run};
+use super::sql::{Tx, args};
 use super::{Store, StoreError};
 use crate::types::{RunId, RunState};
 
-/// What the decision transaction did, before it commits.
-pub(super) enum Step {
-    Decided(DecisionOutcome),
+/// What a decision's transaction did.
+#[derive(Debug)]
+pub enum Decided {
+    Outcome(Box<DecisionOutcome>),
     /// The deadline had passed: the run was expired instead (and that is committed).
-    ExpiredFirst(Run),
+    ExpiredFirst,
 }
 
-pub(super) trait ApprovalsTx {
-    async fn decide_in(&mut self, id: RunId, d: &DecisionInput) -> Result<Step, StoreError>;
-}
-
-macro_rules! impl_approvals_tx {
-    ($conn:ty) => {
-        impl ApprovalsTx for $conn {
-            async fn decide_in(&mut self, id: RunId, d: &DecisionInput) -> Result<Step, StoreError> {
-                let run = self.fetch_run(id).await?;
-                let target = if d.approve { RunState::Queued } else { RunState::Rejected };
-                if run.state != RunState::AwaitingApproval {
-                    return Err(StoreError::InvalidTransition { run: id, from: run.state, to: target });
-                }
-                if let Some(deadline) = run.expires_at.filter(|at| *at <= d.now) {
-                    let a = Audited {
-                        actor: "system",
-                        action: "run.expired",
-                        details: json!({ "expires_at": deadline }),
-                        patch: RunPatch::default(),
-                        now: d.now,
-                    };
-                    let run = self.transition_in(id, RunState::Expired, a).await?;
-                    return Ok(Step::ExpiredFirst(run));
-                }
-                let inserted = sqlx::query(
-                    "INSERT INTO approvals (run_id, approver, approve, reason, at, digest) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id, approver) DO NOTHING",
-                )
-                .bind(id.0)
-                .bind(d.approver.as_str())
-                .bind(d.approve)
-                .bind(&d.reason)
-                .bind(d.now)
-                .bind(&d.digest)
-                .execute(&mut *self)
-                .await?;
-                if inserted.rows_affected() == 0 {
-                    return Err(StoreError::AlreadyDecided { run: id, approver: d.approver.clone() });
-                }
-                let action = if d.approve { "approval.approved" } else { "approval.denied" };
-                let details = json!({
-                    "approver": d.approver,
-                    "reason": d.reason,
-                    "digest": d.digest,
-                    "digest_matches": d.digest == run.manifest_digest,
-                });
-                self.append_audit(d.now, &d.actor, action, Some(id), &details).await?;
-
-                if !d.approve {
-                    let a = Audited {
-                        actor: &d.actor,
-                        action: "run.rejected",
-                        details: json!({ "approver": d.approver, "reason": d.reason }),
-                        patch: RunPatch { reason: d.reason.clone(), ..RunPatch::default() },
-                        now: d.now,
-                    };
-                    let run = self.transition_in(id, RunState::Rejected, a).await?;
-                    return Ok(Step::Decided(DecisionOutcome::Rejected(run)));
-                }
-                let (approvals,): (i64,) = sqlx::query_as(
-                    "SELECT COUNT(*) FROM approvals WHERE run_id = $1 AND approve",
-                )
-                .bind(id.0)
-                .fetch_one(&mut *self)
-                .await?;
-                if approvals < run.quorum.max(1) {
-                    return Ok(Step::Decided(DecisionOutcome::Recorded { run, approvals }));
-                }
-                let a = Audited {
-                    actor: &d.actor,
-                    action: "run.queued",
-                    details: json!({ "approvals": approvals, "quorum": run.quorum }),
-                    patch: RunPatch::default(),
-                    now: d.now,
-                };
-                let run = self.transition_in(id, RunState::Queued, a).await?;
-                Ok(Step::Decided(DecisionOutcome::Approved(run)))
-            }
-        }
+pub(super) async fn decide(
+    tx: &mut Tx<'_>,
+    id: RunId,
+    d: DecisionInput,
+) -> Result<Decided, StoreError> {
+    let run = fetch_for_update(tx, id).await?;
+    let target = if d.approve {
+        RunState::Queued
+    } else {
+        RunState::Rejected
     };
-}
+    if run.state != RunState::AwaitingApproval {
+        return Err(StoreError::InvalidTransition {
+            run: id,
+            from: run.state,
+            to: target,
+        });
+    }
+    if let Some(deadline) = run.expires_at.filter(|at| *at <= d.now) {
+        // Too late: the run expires now, and that is committed; the decision is refused.
+        let note = Note::moved(
+            "system",
+            RunState::Expired,
+            json!({ "expires_at": deadline }),
+            d.now,
+        );
+        move_run(tx, run, RunState::Expired, note, Edit::none()).await?;
+        return Ok(Decided::ExpiredFirst);
+    }
+    let inserted = tx
+        .execute(
+            "INSERT INTO approvals (run_id, approver, approve, reason, at, digest) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id, approver) DO NOTHING",
+            args![
+                id.0,
+                d.approver.as_str(),
+                d.approve,
+                d.reason.clone(),
+                d.now,
+                d.digest.as_str()
+            ],
+        )
+        .await?;
+    if inserted == 0 {
+        return Err(StoreError::AlreadyDecided {
+            run: id,
+            approver: d.approver,
+        });
+    }
+    let action = if d.approve {
+        "approval.approved"
+    } else {
+        "approval.denied"
+    };
+    let details = json!({
+        "approver": d.approver,
+        "reason": d.reason,
+        "digest": d.digest,
+        "digest_matches": d.digest == run.manifest_digest,
+    });
+    tx.audit(d.now, &d.actor, action, Some(id), details);
 
-impl_approvals_tx!(sqlx::SqliteConnection);
-impl_approvals_tx!(sqlx::PgConnection);
+    if !d.approve {
+        let details = json!({ "approver": d.approver, "reason": d.reason });
+        let note = Note::moved(&d.actor, RunState::Rejected, details, d.now);
+        let reason = d.reason.clone();
+        let edit = Edit::new(move |r| {
+            if reason.is_some() {
+                r.reason = reason;
+            }
+        });
+        let run = move_run(tx, run, RunState::Rejected, note, edit).await?;
+        return Ok(Decided::Outcome(Box::new(DecisionOutcome::Rejected(run))));
+    }
+    let approvals = tx
+        .fetch_one(
+            "SELECT COUNT(*) FROM approvals WHERE run_id = $1 AND approve",
+            args![id.0],
+        )
+        .await?
+        .first::<i64>()?;
+    if approvals < run.quorum.max(1) {
+        let recorded = DecisionOutcome::Recorded { run, approvals };
+        return Ok(Decided::Outcome(Box::new(recorded)));
+    }
+    let details = json!({ "approvals": approvals, "quorum": run.quorum });
+    let note = Note::moved(&d.actor, RunState::Queued, details, d.now);
+    let run = move_run(tx, run, RunState::Queued, note, Edit::none()).await?;
+    Ok(Decided::Outcome(Box::new(DecisionOutcome::Approved(run))))
+}
 
 impl Store {
     /// Records one approver's decision, in one transaction with its audit entry
@@ -112,34 +120,37 @@ impl Store {
     /// second decision by the same approver (`AlreadyDecided`), and a decision after
     /// `expires_at`: the run is then expired and the answer is `InvalidTransition`
     /// from `expired`.
-    #[instrument(skip_all, fields(run_id = %id, approver = %d.approver, approve = d.approve))]
-    pub async fn decide(&self, id: RunId, d: DecisionInput) -> Result<DecisionOutcome, StoreError> {
-        let step = write_tx!(self, |c| c.decide_in(id, &d).await)?;
-        match step {
-            Step::Decided(outcome) => Ok(outcome),
-            Step::ExpiredFirst(run) => Err(StoreError::InvalidTransition {
+    #[instrument(skip_all, fields(run_id = %id, approver = %decision.approver, approve = decision.approve))]
+    pub async fn decide(
+        &self,
+        id: RunId,
+        decision: DecisionInput,
+        d: Durability,
+    ) -> Result<DecisionOutcome, StoreError> {
+        let to = if decision.approve {
+            RunState::Queued
+        } else {
+            RunState::Rejected
+        };
+        match self.write(Write::Decide { id, decision }, d).await? {
+            Decided::Outcome(outcome) => Ok(*outcome),
+            Decided::ExpiredFirst => Err(StoreError::InvalidTransition {
                 run: id,
-                from: run.state,
-                to: if d.approve {
-                    RunState::Queued
-                } else {
-                    RunState::Rejected
-                },
+                from: RunState::Expired,
+                to,
             }),
         }
     }
 
     /// The decisions recorded for a run, oldest first.
     pub async fn approvals(&self, id: RunId) -> Result<Vec<Approval>, StoreError> {
-        read_conn!(self, |c| {
-            let rows = sqlx::query_as(
+        let rows = self
+            .fetch_all(
                 "SELECT approver, approve, reason, at, digest FROM approvals \
                  WHERE run_id = $1 ORDER BY at, approver",
+                args![id.0],
             )
-            .bind(id.0)
-            .fetch_all(&mut *c)
             .await?;
-            Ok(rows)
-        })
+        rows.iter().map(Approval::from_row).collect()
     }
 }

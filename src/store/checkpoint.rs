@@ -1,81 +1,97 @@
 //! Folding the SQLite WAL back into the database file while the service runs.
 
+use std::sync::Mutex;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
+use rusqlite::Connection;
 
-use super::StoreError;
-use super::background::BackgroundWriter;
+use super::writer::Writer;
 
 /// How often the background checkpointer folds the WAL back into the database.
-const SQLITE_CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
-/// Frames (pages) in the WAL past which the checkpointer finishes its work in a
-/// writer's turn, so that the WAL starts over: about 16 MiB.
-const SQLITE_CATCH_UP_FRAMES: i64 = 4096;
-/// Folds the WAL back into the database file now and then, off the writer
-/// connection: a PASSIVE checkpoint copies what no reader still needs without
-/// taking the write lock, so writers go on meanwhile. Under steady writes that
+const EVERY: Duration = Duration::from_millis(500);
+/// Frames (pages) in the WAL past which the checkpointer finishes its work
+/// between two of the writer's transactions, so that the WAL starts over:
+/// about 16 MiB.
+const CATCH_UP_FRAMES: i64 = 4096;
+
+/// The checkpointer thread, until [`Checkpointer::stop`].
+#[derive(Debug)]
+pub(super) struct Checkpointer {
+    thread: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
+}
+
+impl Checkpointer {
+    /// Stops the thread and waits until its connection is closed (so that the
+    /// writer's connection can be the last one, which removes the WAL).
+    pub(super) fn stop(&self) {
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((stop, handle)) = thread {
+            drop(stop);
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Folds the WAL back into the database file now and then, on a connection
+/// of its own: a PASSIVE checkpoint copies what no reader still needs without
+/// the write lock, so the writer goes on meanwhile. Under steady writes that
 /// never reaches the newest frame, and SQLite starts the WAL over only once a
 /// checkpoint has, so the file would grow for as long as the load lasts
 /// (680 MB in 10 s at 500 runs/s, every new page zeroed by the kernel). So
-/// once the WAL holds `SQLITE_CATCH_UP_FRAMES`, the few frames written since
-/// are folded in a background writer's turn ([`BackgroundWriter::checkpoint`]).
-/// Ends when the store closes. (Closing the last connection checkpoints too,
-/// so a short-lived CLI process leaves no WAL behind either.)
-pub(super) async fn checkpoint_in_background(
-    pool: SqlitePool,
-    background: Option<BackgroundWriter>,
-) {
-    let mut every = tokio::time::interval(SQLITE_CHECKPOINT_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Frames in the WAL once the pass is done; `None` when it failed.
-    let pass = async || match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
-        .fetch_one(&pool)
-        .await
-    {
-        Ok((_, frames, _)) => Some(frames),
+/// once the WAL holds `CATCH_UP_FRAMES`, the few frames written since are
+/// folded by the writer thread between two transactions
+/// ([`Writer::checkpoint_blocking`]). (Closing the last connection
+/// checkpoints too, so a short-lived CLI process leaves no WAL behind.)
+pub(super) fn start(conn: Connection, writer: Writer) -> Checkpointer {
+    let (stop, stopped) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("execgov-checkpoint".into())
+        .spawn(move || checkpoint_until_stopped(conn, &writer, &stopped));
+    let thread = match spawned {
+        Ok(handle) => Some((stop, handle)),
         Err(e) => {
-            if !pool.is_closed() {
-                tracing::warn!(error = %e, "checkpointing the SQLite WAL failed; will retry");
-            }
+            tracing::warn!(error = %e, "cannot start the WAL checkpointer; the WAL will grow until the store closes");
             None
         }
     };
-    loop {
-        every.tick().await;
-        if pool.is_closed() {
-            return;
+    Checkpointer {
+        thread: Mutex::new(thread),
+    }
+}
+
+fn checkpoint_until_stopped(conn: Connection, writer: &Writer, stopped: &mpsc::Receiver<()>) {
+    // Frames in the WAL once the pass is done; `None` when it failed.
+    let pass = || match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1))
+    {
+        Ok(frames) => Some(frames),
+        Err(e) => {
+            tracing::warn!(error = %e, "checkpointing the SQLite WAL failed; will retry");
+            None
         }
-        let Some(frames) = pass().await else {
-            continue;
-        };
-        let Some(background) = background
-            .as_ref()
-            .filter(|_| frames >= SQLITE_CATCH_UP_FRAMES)
-        else {
-            continue;
-        };
+    };
+    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
+        match pass() {
+            Some(frames) if frames >= CATCH_UP_FRAMES => {}
+            _ => continue,
+        }
         // A second pass folds what was written during the first, still
-        // without stopping writers, so the turn has only the last few frames
-        // to copy: it held the turn 0.7–2.5 ms without this pass, 0.5–1.7 ms
-        // with it (one 10 s slack_load run each).
-        if pass().await.is_none() {
+        // without stopping the writer, so the writer has only the last few
+        // frames to copy.
+        if pass().is_none() {
             continue;
         }
-        match background.checkpoint().await {
-            Ok(f) => {
-                tracing::debug!(
-                    busy = f.busy,
-                    frames = f.frames,
-                    folded = f.folded,
-                    took_us = f.took.as_micros() as u64,
-                    "checkpointed the SQLite WAL in a writer's turn"
-                );
-            }
-            Err(StoreError::Db(sqlx::Error::PoolClosed)) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "checkpointing the SQLite WAL failed; will retry");
-            }
+        match writer.checkpoint_blocking() {
+            Ok(f) => tracing::debug!(
+                busy = f.busy,
+                frames = f.frames,
+                folded = f.folded,
+                took_us = f.took.as_micros() as u64,
+                "checkpointed the SQLite WAL between two transactions"
+            ),
+            Err(super::StoreError::Closed) => break,
+            Err(e) => tracing::warn!(error = %e, "checkpointing the SQLite WAL failed; will retry"),
         }
     }
 }
@@ -85,7 +101,7 @@ mod tests {
     use std::sync::Arc;
 
     use crate::store::testing::{fresh_store, new_run};
-    use crate::store::{ChainCheck, NewRun};
+    use crate::store::{ChainCheck, Durability, NewRun};
 
     /// The checkpoint sequence in the WAL's header (bytes 12..16, big-endian),
     /// which SQLite advances each time it starts the WAL over.
@@ -118,8 +134,11 @@ mod tests {
                             max_concurrent: 1 << 20,
                             ..new_run("s", "p")
                         };
-                        store.create_run(open, n).await.unwrap();
-                        let claimed = store.claim_next("w", 1_000, n).await.unwrap();
+                        store.create_run(open, Durability::Relaxed).await.unwrap();
+                        let claimed = store
+                            .claim_next(&crate::store::testing::local_runner("w"), 1_000, n)
+                            .await
+                            .unwrap();
                         assert!(claimed.is_some(), "each writer claims a run");
                         n += 1;
                     }

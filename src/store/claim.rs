@@ -1,97 +1,193 @@
-//! Handing queued runs to workers: the atomic `queued → running` claim, the lease a
-//! live worker renews, and progress updates.
+//! Handing queued runs to workers: the claim (a transition `queued → running`
+//! like any other), the lease a live worker renews, and progress updates.
 //!
 //! A claim takes the oldest queued run (by `queued_at`, then id) whose script has
-//! fewer running runs than that run's `max_concurrent`, in one conditional `UPDATE …
-//! RETURNING`, under the same write lock as every audited write (see `mod.rs`): on
-//! SQLite `BEGIN IMMEDIATE`, on PostgreSQL the advisory lock, without which two
-//! processes could both count "one slot free" and both start a run. PostgreSQL also
-//! selects the row `FOR UPDATE SKIP LOCKED`, so a row another transaction holds is
-//! passed over rather than waited for.
+//! fewer running runs than that run's `max_concurrent`. On SQLite the one writer
+//! makes the count and the move atomic. On PostgreSQL candidates are locked
+//! `FOR UPDATE SKIP LOCKED` (a run another instance is claiming is passed over,
+//! not waited for), and the count for one script is taken under a lock of that
+//! script alone (`pg_advisory_xact_lock`), so instances claiming different
+//! scripts never wait for each other and two never both take the last slot.
 
 use serde_json::json;
-use tracing::instrument;
 
-use super::audit::AuditTx;
-use super::model::Run;
-use super::{Store, StoreError};
-use crate::types::RunId;
+use super::audit_backing;
+use super::ops::{Durability, Write};
+use super::runners::RunnerIdentity;
+use super::runs::{Edit, Note, move_run};
+use super::sql::{Backend, Tx, args};
+use super::{Run, Store, StoreError};
+use crate::types::{RunId, RunState};
 
-/// `$1` = now, `$2` = worker, `$3` = lease_until.
-pub(super) const CLAIM_SQLITE: &str = "UPDATE runs SET state = 'running', started_at = $1, worker = $2, \
-     lease_until = $3 \
-     WHERE id = (SELECT q.id FROM runs q WHERE q.state = 'queued' \
-         AND (SELECT COUNT(*) FROM runs r WHERE r.script = q.script AND r.state = 'running') \
-             < q.max_concurrent \
-         ORDER BY q.queued_at, q.id LIMIT 1) \
-     AND state = 'queued' RETURNING *";
+/// How many queued runs a claim looks at in one go.
+const CANDIDATES: i64 = 32;
 
-const CLAIM_POSTGRES: &str = "UPDATE runs SET state = 'running', started_at = $1, worker = $2, \
-     lease_until = $3 \
-     WHERE id = (SELECT q.id FROM runs q WHERE q.state = 'queued' \
-         AND (SELECT COUNT(*) FROM runs r WHERE r.script = q.script AND r.state = 'running') \
-             < q.max_concurrent \
-         ORDER BY q.queued_at, q.id LIMIT 1 FOR UPDATE OF q SKIP LOCKED) \
-     AND state = 'queued' RETURNING *";
-
-/// The claim itself, inside `write_tx!`.
-pub(super) trait ClaimTx {
-    async fn claim_in(
-        &mut self,
-        worker: &str,
-        lease_until: i64,
-        now: i64,
-    ) -> Result<Option<Run>, StoreError>;
+/// Claim the next run `runner` may take, leased until `now + lease_ms`.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub runner: RunnerIdentity,
+    pub lease_ms: i64,
+    pub now: i64,
 }
 
-macro_rules! impl_claim_tx {
-    ($conn:ty, $sql:expr) => {
-        impl ClaimTx for $conn {
-            async fn claim_in(
-                &mut self,
-                worker: &str,
-                lease_until: i64,
-                now: i64,
-            ) -> Result<Option<Run>, StoreError> {
-                let run: Option<Run> = sqlx::query_as($sql)
-                    .bind(now)
-                    .bind(worker)
-                    .bind(lease_until)
-                    .fetch_optional(&mut *self)
-                    .await?;
-                if let Some(run) = &run {
-                    let details = json!({ "worker": worker, "lease_until": lease_until });
-                    self.append_audit(now, "system", "run.started", Some(run.id), &details)
-                        .await?;
-                }
-                Ok(run)
+/// Runs the claiming runner may take: no `runs_on` tags for a local runner,
+/// otherwise every tag among its own (`$2`, JSON). Filtered in SQL so a claim
+/// neither scans past nor (on PostgreSQL) locks runs meant for other runners.
+const CANDIDATES_SQLITE: &str = "SELECT * FROM runs q WHERE q.state = 'queued' \
+     AND (SELECT COUNT(*) FROM runs r WHERE r.script = q.script AND r.state = 'running') \
+         < q.max_concurrent \
+     AND CASE WHEN q.runs_on = '[]' THEN $3 \
+         ELSE NOT EXISTS (SELECT 1 FROM json_each(q.runs_on) t \
+              WHERE t.value NOT IN (SELECT value FROM json_each($2))) END \
+     ORDER BY q.queued_at, q.id LIMIT $1";
+
+const CANDIDATES_POSTGRES: &str = "SELECT * FROM runs WHERE state = 'queued' \
+     AND CASE WHEN runs_on = '[]' THEN $3 ELSE runs_on::jsonb <@ $2::jsonb END \
+     ORDER BY queued_at, id LIMIT $1 FOR UPDATE SKIP LOCKED";
+
+/// How many runs one claim may refuse to start (approvals not backed by the
+/// audit log) before it answers that nothing can run.
+const REFUSALS: usize = 8;
+
+/// The next run `c.runner` may take becomes `running` for it; a run whose
+/// approvals are not backed by the audit chain (`audit_backing.rs`) becomes
+/// `failed` instead, and the claim looks again.
+pub(super) async fn claim(tx: &mut Tx<'_>, c: Claim) -> Result<Option<Run>, StoreError> {
+    for _ in 0..REFUSALS {
+        let Some(run) = next(tx, &c).await? else {
+            return Ok(None);
+        };
+        match audit_backing::check(tx, &run).await? {
+            None => return take(tx, run, c).await.map(Some),
+            Some(why) => {
+                audit_backing::refuse(tx, run, why, c.now).await?;
             }
         }
-    };
+    }
+    Ok(None)
 }
 
-impl_claim_tx!(sqlx::SqliteConnection, CLAIM_SQLITE);
-impl_claim_tx!(sqlx::PgConnection, CLAIM_POSTGRES);
+/// The next queued run `c.runner` may take, as read (on PostgreSQL locked).
+async fn next(tx: &mut Tx<'_>, c: &Claim) -> Result<Option<Run>, StoreError> {
+    let run = match tx.backend() {
+        Backend::Sqlite => {
+            let tags = serde_json::to_string(&c.runner.tags).unwrap_or_default();
+            let rows = tx
+                .fetch_all(CANDIDATES_SQLITE, args![1i64, tags, c.runner.local])
+                .await?;
+            match rows.first() {
+                Some(row) => Run::from_row(row)?,
+                None => return Ok(None),
+            }
+        }
+        Backend::Postgres => match next_postgres(tx, &c.runner).await? {
+            Some(run) => run,
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(run))
+}
+
+/// `run` (as read) becomes `running` for the claiming worker: the one
+/// transition, so a run that is not `queued` is refused like any other move.
+async fn take(tx: &mut Tx<'_>, run: Run, c: Claim) -> Result<Run, StoreError> {
+    let lease_until = c.now + c.lease_ms;
+    let details = json!({ "worker": c.runner.name, "lease_until": lease_until });
+    let note = Note {
+        actor: "system".into(),
+        action: "run.started".into(),
+        details,
+        now: c.now,
+    };
+    let worker = c.runner.name;
+    let edit = Edit::new(move |r| {
+        r.worker = Some(worker);
+        r.lease_until = Some(lease_until);
+    });
+    move_run(tx, run, RunState::Running, note, edit).await
+}
+
+/// The oldest queued run that is not being claimed elsewhere and whose script
+/// has a free slot, locked.
+async fn next_postgres(
+    tx: &mut Tx<'_>,
+    runner: &RunnerIdentity,
+) -> Result<Option<Run>, StoreError> {
+    let tags = serde_json::to_string(&runner.tags).unwrap_or_default();
+    let rows = tx
+        .fetch_all(CANDIDATES_POSTGRES, args![CANDIDATES, tags, runner.local])
+        .await?;
+    let mut full: Vec<String> = Vec::new();
+    for row in &rows {
+        let run = Run::from_row(row)?;
+        if full.contains(&run.script) {
+            continue;
+        }
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 7370001))",
+            args![format!("execgov.claim:{}", run.script)],
+        )
+        .await?;
+        let running = tx
+            .fetch_one(
+                "SELECT COUNT(*) FROM runs WHERE script = $1 AND state = 'running'",
+                args![run.script.as_str()],
+            )
+            .await?
+            .first::<i64>()?;
+        if running < run.max_concurrent {
+            return Ok(Some(run));
+        }
+        full.push(run.script);
+    }
+    Ok(None)
+}
+
+pub(super) async fn renew_lease(
+    tx: &mut Tx<'_>,
+    id: RunId,
+    worker: &str,
+    until: i64,
+) -> Result<bool, StoreError> {
+    let n = tx
+        .execute(
+            "UPDATE runs SET lease_until = $3 WHERE id = $1 AND worker = $2 AND state = 'running'",
+            args![id.0, worker, until],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+pub(super) async fn set_progress(
+    tx: &mut Tx<'_>,
+    id: RunId,
+    pct: Option<i64>,
+    text: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE runs SET progress_pct = $2, progress_text = $3 WHERE id = $1 AND state = 'running'",
+        args![id.0, pct.map(|p| p.clamp(0, 100)), text],
+    )
+    .await?;
+    Ok(())
+}
 
 impl Store {
-    /// Moves the next runnable queued run to `running` for `worker`, with a lease
+    /// Moves the next queued run `runner` may take to `running` for it, with a lease
     /// until `now + lease_ms`, and audits `run.started`. `None` when nothing can run.
     /// No run is ever handed to two workers, across processes too.
-    #[instrument(skip_all, fields(worker = %worker))]
     pub async fn claim_next(
         &self,
-        worker: &str,
+        runner: &RunnerIdentity,
         lease_ms: i64,
         now: i64,
     ) -> Result<Option<Run>, StoreError> {
-        let lease_until = now + lease_ms;
-        if let Some(writer) = self.background_writer() {
-            let worker_id = worker.to_string();
-            return writer
-                .write(move |c| super::background::claim(c, &worker_id, lease_until, now))
-                .await;
-        }
-        write_tx!(self, |c| c.claim_in(worker, lease_until, now).await)
+        let claim = Claim {
+            runner: runner.clone(),
+            lease_ms,
+            now,
+        };
+        self.write(Write::Claim(claim), Durability::Relaxed).await
     }
 
     /// Extends the lease of a run `worker` holds. `false` when it no longer holds it
@@ -102,20 +198,9 @@ impl Store {
         worker: &str,
         until: i64,
     ) -> Result<bool, StoreError> {
-        // Under the write lock, so a renewal never lands between lapse_leases'
-        // read and its update.
-        write_tx!(self, |c| {
-            sqlx::query(
-                "UPDATE runs SET lease_until = $3 \
-                 WHERE id = $1 AND worker = $2 AND state = 'running'",
-            )
-            .bind(id.0)
-            .bind(worker)
-            .bind(until)
-            .execute(&mut *c)
+        let worker = worker.to_string();
+        self.write(Write::RenewLease { id, worker, until }, Durability::Relaxed)
             .await
-            .map(|done| done.rows_affected() == 1)
-        })
     }
 
     /// Records a `::progress` line of a running run (not audited: it is chatter).
@@ -125,19 +210,64 @@ impl Store {
         pct: Option<i64>,
         text: &str,
     ) -> Result<(), StoreError> {
-        let pct = pct.map(|p| p.clamp(0, 100));
-        write_conn!(self, |c| {
-            sqlx::query(
-                "UPDATE runs SET progress_pct = $2, progress_text = $3 \
-                 WHERE id = $1 AND state = 'running'",
-            )
-            .bind(id.0)
-            .bind(pct)
-            .bind(text)
-            .execute(&mut *c)
+        let text = text.to_string();
+        self.write(Write::SetProgress { id, pct, text }, Durability::Relaxed)
             .await
-            .map(|done| done.rows_affected())
-        })?;
-        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Durability;
+    use crate::store::sql::TxConn;
+    use crate::store::testing::{fresh_store, new_run};
+    use futures_util::FutureExt;
+
+    /// A claim is the same transition as any other move: handed a run that is
+    /// not `queued` (here: already running, as a second worker would see it
+    /// without the guard of the claim's query), it is refused and writes nothing.
+    #[tokio::test]
+    async fn a_claim_of_a_run_that_is_not_queued_is_refused_by_the_transition_check() {
+        let (store, guard) = fresh_store("sqlite").await;
+        store
+            .create_run(new_run("s", "p"), Durability::Synced)
+            .await
+            .unwrap();
+        let running = store
+            .claim_next(&crate::store::testing::local_runner("w1"), 1_000, 2_000)
+            .await
+            .unwrap()
+            .unwrap();
+        let path = guard.url().trim_start_matches("sqlite://").to_string();
+        let mut conn = rusqlite::Connection::open(path).unwrap();
+        let mut tx = Tx::new(TxConn::Sqlite(&mut conn));
+        let claim = Claim {
+            runner: crate::store::testing::local_runner("w2"),
+            lease_ms: 1_000,
+            now: 3_000,
+        };
+        let second = take(&mut tx, running.clone(), claim)
+            .now_or_never()
+            .expect("SQLite never waits");
+        assert!(
+            matches!(
+                second,
+                Err(StoreError::InvalidTransition {
+                    from: RunState::Running,
+                    to: RunState::Running,
+                    ..
+                })
+            ),
+            "refused: {second:?}"
+        );
+        assert!(tx.audit.is_empty(), "no audit entry queued");
+        drop(tx);
+        let stored = store.get_run(running.id).await.unwrap();
+        assert_eq!(
+            stored.worker.as_deref(),
+            Some("w1"),
+            "still the first worker's"
+        );
     }
 }

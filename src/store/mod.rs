@@ -1,179 +1,83 @@
 //! The store: runs, approvals, artifacts and the hash-chained audit log, on SQLite
 //! (embedded default, one WAL file) or PostgreSQL (several instances sharing a queue).
 //!
-//! The database is the source of truth. A run changes state only through
-//! [`Store::transition`] (or the store functions built on it: claims, decisions,
-//! expiry, cancellation, lease recovery), and every change writes its audit entry in
-//! the same transaction.
+//! The database is the source of truth. Every change is one of the typed write
+//! operations of [`Write`] (`ops.rs`), made through [`Store::write`] with the
+//! [`Durability`] its caller needs, and every change of a run's state goes
+//! through the one transition (`runs::move_run`), which refuses an arrow the
+//! lifecycle lacks and queues its audit entry in the same transaction.
 //!
-//! # How one body of SQL serves two backends
-//! There is no `Any` driver here: [`Store`] holds one concrete pool, and the
-//! `write_tx!`/`read_conn!` macros below expand the same code once per backend. The
-//! transaction-level helpers are small `pub(super)` traits (`RunsTx`, `AuditTx`, …)
-//! implemented for both `SqliteConnection` and `PgConnection` by one macro each, so
-//! every query is written once, with `$n` placeholders, which SQLite accepts too.
+//! # One write path per backend
+//! - SQLite: one thread owns the only writing connection and commits what
+//!   arrives together in one transaction (`writer.rs`); reads use connections
+//!   of their own (`sqlite.rs`); a checkpointer folds the WAL (`checkpoint.rs`).
+//! - PostgreSQL: each write is a plain transaction (`postgres.rs`); writers of
+//!   different runs do not wait for each other.
 //!
-//! # Serialising writers
-//! Every transaction that appends to the audit log runs under one write lock:
-//! `BEGIN IMMEDIATE` on SQLite, `pg_advisory_xact_lock(WRITE_LOCK)` as the first
-//! statement on PostgreSQL. So the chain's `seq`/`prev_hash` never fork, and the
-//! read-check-update of a transition or a claim's concurrency count cannot race.
+//! Queries are written once, with `$n` placeholders, against [`sql::Tx`] (writes)
+//! or `Store::fetch_*` (reads); rows decode through [`sql::Column`].
 //!
 //! # Layout
-//! - `model.rs`: the public row types and their decoding.
-//! - `runs.rs`: create, transition, cancel, expiry, lease recovery, queries.
-//! - `group.rs`: group commit of new runs on SQLite, on a thread and
-//!   connection (`rusqlite`) of its own.
-//! - `gate.rs`: whose turn it is at SQLite's writer, and how durably it commits.
-//! - `writer.rs`: SQLite's two sqlx writer connections (synced, written).
-//! - `direct.rs`: what the threads that own a `rusqlite` connection share:
-//!   opening it, binding `$n`, appending to the chain, the thread itself.
-//! - `background.rs`: the background writer thread (claims and finishes of
-//!   background callers, the checkpointer's fold).
-//! - `checkpoint.rs`: folding the WAL into the database while the service runs.
+//! - `columns.rs`: the `runs` table declared once: [`Run`], [`NewRun`], INSERT, UPDATE.
+//! - `model.rs`: the other public row types.
+//! - `sql.rs`: values, rows, the transaction type both backends implement.
+//! - `ops.rs`: the closed set of writes and [`Durability`].
+//! - `runs.rs`: create, the transition, cancel, expiry, lapsed leases, run queries.
 //! - `claim.rs`: handing a queued run to a worker, leases, progress.
 //! - `approvals.rs`: one decision per approver, quorum.
-//! - `audit.rs`: appending to and verifying the chain.
-//! - `misc.rs`: artifacts, worker heartbeats, inbound event dedupe.
-//! - `posts.rs`: what the chat notifier has shown for each run.
+//! - `audit.rs`: appending to the chain; `audit_key.rs`: how entries are hashed
+//!   (plain or keyed); `audit_verify.rs`: verifying it, against signed checkpoints
+//!   too; `audit_backing.rs`: the check before a run starts that its approvals
+//!   are backed by verifying entries.
+//! - `runners.rs`: runners, their leases, the logs and files they send, their finish.
+//! - `misc.rs`, `posts.rs`, `schedules.rs`, `web.rs`: the tables beside the runs.
+//! - `sqlite.rs`, `writer.rs`, `checkpoint.rs`, `postgres.rs`: the backends.
+//! - [`backup`]: a consistent copy of a live SQLite database (`execgov backup`).
 //! - [`testing`]: fresh databases for tests.
 
-use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
-
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{AssertSqlSafe, migrate::Migrator};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use crate::types::{PersonId, RunId, RunState};
 
-/// Runs `$body` inside one writing transaction, with `$c` bound to the backend's
-/// connection (`&mut SqliteConnection` or `&mut PgConnection`). `$body` evaluates to
-/// `Result<T, StoreError>`; an `Err` (or `?`) rolls back, `Ok` commits.
-macro_rules! write_tx {
-    ($store:expr, |$c:ident| $body:expr) => {
-        match &$store.pool {
-            $crate::store::Pool::Sqlite(pool) => {
-                // IMMEDIATE takes the write lock up front: a deferred transaction that
-                // reads first and writes later fails with SQLITE_BUSY instead of waiting.
-                // Writers take turns at the gate, so this process's writers queue in
-                // order instead of sleeping in SQLite's busy handler; someone waiting
-                // for an answer goes ahead of background work (see `gate`).
-                let turn = $store.gate.turn().await;
-                let mut conn = $store.sqlite_write_conn(&turn, pool).await?;
-                let out = async {
-                    let mut tx =
-                        ::sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
-                    let $c: &mut ::sqlx::SqliteConnection = &mut *tx;
-                    let out = $body?;
-                    tx.commit().await?;
-                    Ok::<_, $crate::store::StoreError>(out)
-                }
-                .await;
-                if let Err(e) = &out {
-                    conn.forget_if_broken(e);
-                }
-                out
-            }
-            $crate::store::Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                ::sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind($crate::store::WRITE_LOCK)
-                    .execute(&mut *tx)
-                    .await?;
-                let $c: &mut ::sqlx::PgConnection = &mut *tx;
-                let out = $body?;
-                tx.commit().await?;
-                Ok::<_, $crate::store::StoreError>(out)
-            }
-        }
-    };
-}
-
-/// Runs `$body` on one pooled connection without a transaction (reads and
-/// single-statement writes), with `$c` bound as in `write_tx!`.
-macro_rules! read_conn {
-    ($store:expr, |$c:ident| $body:expr) => {
-        match &$store.pool {
-            $crate::store::Pool::Sqlite(pool) => {
-                let mut conn = pool.acquire().await?;
-                let $c: &mut ::sqlx::SqliteConnection = &mut *conn;
-                $body
-            }
-            $crate::store::Pool::Postgres(pool) => {
-                let mut conn = pool.acquire().await?;
-                let $c: &mut ::sqlx::PgConnection = &mut *conn;
-                $body
-            }
-        }
-    };
-}
-
-/// Like `read_conn!`, for a single statement that writes: on SQLite it goes
-/// through a writer connection in its turn (see `write_tx!`).
-macro_rules! write_conn {
-    ($store:expr, |$c:ident| $body:expr) => {
-        match &$store.pool {
-            $crate::store::Pool::Sqlite(pool) => {
-                let turn = $store.gate.turn().await;
-                let mut conn = $store.sqlite_write_conn(&turn, pool).await?;
-                let $c: &mut ::sqlx::SqliteConnection = &mut *conn;
-                $body
-            }
-            $crate::store::Pool::Postgres(pool) => {
-                let mut conn = pool.acquire().await?;
-                let $c: &mut ::sqlx::PgConnection = &mut *conn;
-                $body
-            }
-        }
-    };
-}
-
 mod approvals;
 mod audit;
-mod background;
+mod audit_backing;
+mod audit_key;
+mod audit_verify;
+pub mod backup;
+mod break_glass;
 mod checkpoint;
 mod claim;
-mod direct;
-mod gate;
-mod group;
+mod columns;
 mod misc;
 mod model;
+mod ops;
+mod postgres;
 mod posts;
+mod runners;
 mod runs;
 pub mod schedules;
+pub(crate) mod sql;
+mod sqlite;
 pub mod testing;
 pub mod web;
 mod writer;
 
-pub use gate::foreground;
-pub use model::{
-    Approval, Artifact, AuditEntry, ChainCheck, DecisionInput, DecisionOutcome, NewRun, Run,
-    RunFilter, RunPatch,
-};
+pub use audit::AuditEntry;
+pub use audit_key::AuditKey;
+pub use audit_verify::{Checkpoint, CheckpointProblem};
+pub use columns::{NewRun, Run};
+pub use model::{Approval, Artifact, ChainCheck, DecisionInput, DecisionOutcome, RunFilter};
+pub use ops::{Durability, Write};
 pub use posts::ChatPost;
+pub use runners::{Enrolment, Finished, RunnerFinish, RunnerIdentity, RunnerRecord};
+pub use runs::{Edit, Note, Transition};
 
-/// The PostgreSQL advisory lock key that serialises every writing transaction which
-/// appends to the audit log (and with it, claims). Any constant works as long as
-/// every ExecGov process sharing the database uses the same one.
-pub(crate) const WRITE_LOCK: i64 = 0x4578_6563_476f_7601; // "ExecGov\x01"
+use columns::INSERT as INSERT_RUN;
+use sql::{Row, Value};
 
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
-
-/// How long a SQLite writer waits for the file's write lock before giving up.
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(15);
-/// The size the WAL file is cut back to when SQLite starts it over after a
-/// checkpoint (`journal_size_limit`). Without it the file keeps the size of
-/// its largest burst for good. Large enough that a busy service (about 36 MB
-/// of WAL between two checkpoints at 500 runs/s) does not cut and regrow it
-/// every cycle.
-pub(crate) const SQLITE_WAL_LIMIT_BYTES: u64 = 64 << 20;
-
-/// Everything the store can fail with. `Db` and `Migrate` wrap sqlx; the others are
+/// Everything the store can fail with. `Db` wraps the drivers; the others are
 /// answers the caller is expected to show to a person.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -189,18 +93,35 @@ pub enum StoreError {
     /// Each approver decides once per run.
     #[error("{approver} has already decided on run {run}")]
     AlreadyDecided { run: RunId, approver: PersonId },
-    /// Any other database failure; see [`StoreError::is_transient`].
+    /// A PostgreSQL failure; see [`StoreError::is_transient`].
     #[error("database: {0}")]
     Db(sqlx::Error),
+    /// A SQLite failure.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// A database failure on the SQLite connection that records new runs
-    /// (see `group`), which is not one of sqlx's.
+    /// The database URL or file cannot be used as given; the message says why.
     #[error("database: {0}")]
-    Recorder(#[from] rusqlite::Error),
+    Config(String),
+    /// The store was closed (the service is shutting down).
+    #[error("the store is closed")]
+    Closed,
     /// A stored value that this code did not write (bad JSON, unknown state).
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    /// The write contradicts what is stored; the message says what and what to do.
+    #[error("{0}")]
+    Conflict(String),
+    /// More than a cap allows (a run's log).
+    #[error("{0}")]
+    TooLarge(String),
+    /// A runner reported on a run it does not hold.
+    #[error("this runner does not hold run {0}")]
+    NotHeld(RunId),
+    /// A log chunk (or a finish) came before the bytes the server still lacks.
+    #[error("the log continues at byte {expected}; send it from there")]
+    LogGap { expected: u64 },
 }
 
 /// Like `#[from]`, except that a stored value which fails to decode is `Corrupt`.
@@ -211,6 +132,7 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::ColumnDecode { index, source } => {
                 StoreError::Corrupt(format!("column {index}: {source}"))
             }
+            sqlx::Error::PoolClosed => StoreError::Closed,
             e => StoreError::Db(e),
         }
     }
@@ -222,7 +144,7 @@ impl StoreError {
     pub fn is_unique_violation(&self) -> bool {
         match self {
             StoreError::Db(sqlx::Error::Database(e)) => e.is_unique_violation(),
-            StoreError::Recorder(e) => e.sqlite_error().is_some_and(|e| {
+            StoreError::Sqlite(e) => e.sqlite_error().is_some_and(|e| {
                 matches!(
                     e.extended_code,
                     rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
@@ -238,21 +160,13 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Db(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut) => true,
-            StoreError::Db(sqlx::Error::Database(e)) => {
-                let code = e.code().unwrap_or_default();
-                if e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-                    // SQLITE_BUSY / SQLITE_LOCKED and their extended codes.
-                    code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
-                } else {
-                    // Serialization failure, deadlock, lock timeout, too many
-                    // connections, administrator shutdown.
-                    matches!(
-                        code.as_ref(),
-                        "40001" | "40P01" | "55P03" | "53300" | "57P01"
-                    )
-                }
-            }
-            StoreError::Recorder(e) => matches!(
+            // Serialization failure, deadlock, lock timeout, too many
+            // connections, administrator shutdown.
+            StoreError::Db(sqlx::Error::Database(e)) => matches!(
+                e.code().unwrap_or_default().as_ref(),
+                "40001" | "40P01" | "55P03" | "53300" | "57P01"
+            ),
+            StoreError::Sqlite(e) => matches!(
                 e.sqlite_error_code(),
                 Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
             ),
@@ -262,30 +176,25 @@ impl StoreError {
 }
 
 /// The database behind a [`Store`]: exactly one of the two backends.
-#[derive(Clone)]
-pub(crate) enum Pool {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
+enum Backend {
+    Sqlite {
+        writer: writer::Writer,
+        readers: sqlite::Readers,
+        checkpointer: Option<Arc<checkpoint::Checkpointer>>,
+    },
+    Postgres(postgres::Postgres),
 }
 
-/// Handle to the database. Cheap to clone: clones share one connection pool.
+/// Handle to the database. Cheap to clone: clones share one backend.
 #[derive(Clone)]
 pub struct Store {
-    pub(crate) pool: Pool,
-    /// SQLite only: the connections every write goes through, one at a time in
-    /// turns of `gate`, so writers in this process wait in turn rather than in
-    /// SQLite's sleeping busy handler (which turns contention into 5–100 ms
-    /// stalls). `None` for an in-memory database, whose single pool connection
-    /// already serialises everything.
-    pub(crate) sqlite_writers: Option<std::sync::Arc<writer::SqliteWriters>>,
-    /// Orders this process's SQLite writers: those in [`foreground`] first.
-    pub(crate) gate: std::sync::Arc<gate::WriterGate>,
-    /// SQLite file only: records new runs in group commits, on a thread of
-    /// its own (see `group`).
-    recorder: Option<group::Recorder>,
-    /// SQLite file only: claims and a run's finish, on a thread of their own
-    /// (see `direct`).
-    background: Option<background::BackgroundWriter>,
+    backend: Arc<Backend>,
+    /// Commits per (write, durability), for `/metrics` and the tests that
+    /// check what durability an operation was given.
+    commits: Arc<Mutex<BTreeMap<(&'static str, Durability), u64>>>,
+    /// The audit key every append hashes with (see `audit_key.rs`); `None` until
+    /// [`Store::set_audit_key`]: plain SHA-256, refused once the chain is keyed.
+    audit_key: audit_key::KeyCell,
 }
 
 impl std::fmt::Debug for Store {
@@ -297,182 +206,210 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens the database and brings its schema up to date.
+    /// Opens the database and brings its schema up to date. Any number of
+    /// processes may open one fresh database at the same time.
     ///
     /// `sqlite://PATH` (relative to the working directory; `sqlite:///abs/path` for an
-    /// absolute one) creates the file and its parent folders if missing, and sets WAL,
-    /// a busy timeout and foreign keys on every connection; commits that someone
-    /// is waiting for are synced to disk before they return, background ones are
-    /// not (see `gate`).
+    /// absolute one) creates the file and its parent folders if missing.
     /// `postgres://…` or `postgresql://…` connects as libpq URLs do (a
     /// `?options=-c%20search_path%3DNAME` parameter picks a schema).
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        if url.starts_with("sqlite:") {
-            Self::connect_sqlite(url).await
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Self::connect_postgres(url).await
-        } else {
-            Err(StoreError::Db(sqlx::Error::Configuration(
-                format!("database url must start with sqlite: or postgres://, got `{url}`").into(),
-            )))
-        }
-    }
-
-    async fn connect_sqlite(url: &str) -> Result<Store, StoreError> {
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(SQLITE_BUSY_TIMEOUT)
-            .foreign_keys(true)
-            // No checkpoint inside a commit: one there copies thousands of pages
-            // and syncs the file while every writer waits (10–50 ms stalls under
-            // load). `checkpoint_in_background` does it on a reader connection.
-            .pragma("wal_autocheckpoint", "0")
-            .pragma("journal_size_limit", SQLITE_WAL_LIMIT_BYTES.to_string());
-        if !in_memory {
-            create_parent_dir(options.get_filename())?;
-        }
-        let pool = SqlitePoolOptions::new()
-            // An in-memory database lives as long as its connections: keep one.
-            .max_connections(if in_memory { 1 } else { 8 })
-            // A local file cannot hang up: a ping before each use is a wasted
-            // hop to the connection's thread.
-            .test_before_acquire(false)
-            .min_connections(if in_memory { 1 } else { 0 })
-            .connect_with(options.clone())
-            .await?;
-        SQLITE_MIGRATIONS.run(&pool).await?;
-        let sqlite_writers = if in_memory {
-            None
-        } else {
-            Some(std::sync::Arc::new(
-                writer::SqliteWriters::open(&options).await?,
-            ))
-        };
-        let checkpointer = pool.clone();
-        let mut store = Store {
-            pool: Pool::Sqlite(pool),
-            sqlite_writers,
-            gate: Default::default(),
-            recorder: None,
-            background: None,
-        };
-        if !in_memory {
-            store.background = Some(background::BackgroundWriter::start(
-                options.get_filename(),
-                store.gate.clone(),
-            )?);
-            store.recorder = Some(group::Recorder::start(
-                options.get_filename(),
-                store.gate.clone(),
-            )?);
-            tokio::spawn(checkpoint::checkpoint_in_background(
+        let backend = if url.starts_with("sqlite:") {
+            let location = sqlite::Location::parse(url)?;
+            let opened = location.clone();
+            let (writer, checkpointer) = tokio::task::spawn_blocking(move || {
+                let mut conn = sqlite::open(&opened)?;
+                sqlite::migrate(&mut conn)?;
+                let checkpoint_conn = match &opened {
+                    sqlite::Location::File(_) => Some(sqlite::open(&opened)?),
+                    sqlite::Location::Memory => None,
+                };
+                let writer = writer::Writer::start(conn)?;
+                let checkpointer =
+                    checkpoint_conn.map(|c| Arc::new(checkpoint::start(c, writer.clone())));
+                Ok::<_, StoreError>((writer, checkpointer))
+            })
+            .await
+            .map_err(|e| StoreError::Config(format!("opening the database stopped: {e}")))??;
+            Backend::Sqlite {
+                writer,
+                readers: sqlite::Readers::new(location),
                 checkpointer,
-                store.background.clone(),
-            ));
-        }
-        Ok(store)
-    }
-
-    async fn connect_postgres(url: &str) -> Result<Store, StoreError> {
-        let options = PgConnectOptions::from_str(url)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
-        POSTGRES_MIGRATIONS.run(&pool).await?;
+            }
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres(postgres::Postgres::connect(url).await?)
+        } else {
+            return Err(StoreError::Config(format!(
+                "database url must start with sqlite: or postgres://, got `{url}`"
+            )));
+        };
         Ok(Store {
-            pool: Pool::Postgres(pool),
-            sqlite_writers: None,
-            gate: Default::default(),
-            recorder: None,
-            background: None,
+            backend: Arc::new(backend),
+            commits: Arc::default(),
+            audit_key: Arc::default(),
         })
     }
 
-    /// The SQLite writer connection for `turn`'s durability, or `pool`'s one
-    /// connection for an in-memory database.
-    pub(crate) async fn sqlite_write_conn<'a>(
-        &'a self,
-        turn: &gate::Turn<'_>,
-        pool: &SqlitePool,
-    ) -> Result<writer::WriteConn<'a>, StoreError> {
-        match &self.sqlite_writers {
-            Some(writers) => writers.lock(turn).await,
-            None => writer::WriteConn::pooled(pool).await,
+    /// Makes one write on the backend's write path and answers what it did.
+    /// `durability` is what the caller needs before it tells anyone.
+    pub async fn write<T: TryFrom<ops::Answer, Error = StoreError>>(
+        &self,
+        write: Write,
+        durability: Durability,
+    ) -> Result<T, StoreError> {
+        let name = write.name();
+        let key = match audit_key::current(&self.audit_key) {
+            audit_key::KeyState::None => None,
+            audit_key::KeyState::Key(k) => Some(k),
+            audit_key::KeyState::Unusable(why) => return Err(StoreError::Config(why)),
+        };
+        let answer = match &*self.backend {
+            Backend::Sqlite { writer, .. } => writer.write(write, durability, key).await?,
+            Backend::Postgres(pg) => pg.write(write, durability, key).await?,
+        };
+        *self
+            .commits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((name, durability))
+            .or_default() += 1;
+        T::try_from(answer)
+    }
+
+    /// From now on every audit entry this store (and every clone of it) appends
+    /// is keyed with `key` (HMAC-SHA256), and runs are claimed only when their
+    /// approvals are backed by entries that verify under it. The first keyed
+    /// append records where keying starts (an `audit.keyed` entry).
+    pub fn set_audit_key(&self, key: AuditKey) {
+        *self.audit_key.write().unwrap_or_else(|e| e.into_inner()) =
+            audit_key::KeyState::Key(Arc::new(key));
+    }
+
+    /// The configured audit key could not be loaded (`why`): from now on every
+    /// write fails saying so, rather than writing entries nobody can trust.
+    pub fn set_audit_key_unusable(&self, why: String) {
+        *self.audit_key.write().unwrap_or_else(|e| e.into_inner()) =
+            audit_key::KeyState::Unusable(why);
+    }
+
+    /// The audit key set with [`Store::set_audit_key`], if any.
+    pub fn audit_key(&self) -> Option<Arc<AuditKey>> {
+        match audit_key::current(&self.audit_key) {
+            audit_key::KeyState::Key(k) => Some(k),
+            _ => None,
         }
     }
 
-    /// The thread that writes claims and finishes, when this is a SQLite file
-    /// and the caller is background work (a foreground caller's write must be
-    /// synced, and goes ahead through the gate's foreground queue).
-    fn background_writer(&self) -> Option<&background::BackgroundWriter> {
-        self.background.as_ref().filter(|_| !gate::in_foreground())
+    /// How many writes were committed, per operation and durability.
+    pub fn commit_counts(&self) -> Vec<(&'static str, Durability, u64)> {
+        self.commits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|((op, d), n)| (*op, *d, *n))
+            .collect()
+    }
+
+    pub(crate) async fn fetch_all(
+        &self,
+        sql: &str,
+        args: Vec<Value>,
+    ) -> Result<Vec<Row>, StoreError> {
+        self.rows(sql, args, usize::MAX).await
+    }
+
+    pub(crate) async fn fetch_optional(
+        &self,
+        sql: &str,
+        args: Vec<Value>,
+    ) -> Result<Option<Row>, StoreError> {
+        Ok(self.rows(sql, args, 1).await?.pop())
+    }
+
+    pub(crate) async fn fetch_one(&self, sql: &str, args: Vec<Value>) -> Result<Row, StoreError> {
+        self.fetch_optional(sql, args)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("no row from `{sql}`")))
+    }
+
+    async fn rows(
+        &self,
+        sql: &str,
+        args: Vec<Value>,
+        limit: usize,
+    ) -> Result<Vec<Row>, StoreError> {
+        match &*self.backend {
+            Backend::Sqlite {
+                writer, readers, ..
+            } => readers.rows(writer, sql.to_string(), args, limit).await,
+            Backend::Postgres(pg) => {
+                let mut rows = pg.rows(sql, args).await?;
+                rows.truncate(limit);
+                Ok(rows)
+            }
+        }
     }
 
     /// `"sqlite"` or `"postgres"`, for logs, `/healthz` and tests.
     pub fn backend_name(&self) -> &'static str {
-        match self.pool {
-            Pool::Sqlite(_) => "sqlite",
-            Pool::Postgres(_) => "postgres",
+        match &*self.backend {
+            Backend::Sqlite { .. } => "sqlite",
+            Backend::Postgres(_) => "postgres",
         }
     }
 
     /// Executes raw SQL (several statements allowed), bypassing every rule of the
     /// store. For tests and tools only: tests use it to tamper with the audit log.
     pub async fn exec_raw(&self, sql: &str) -> Result<(), StoreError> {
-        let sql = AssertSqlSafe(sql.to_string());
-        match &self.pool {
-            Pool::Sqlite(pool) => match &self.sqlite_writers {
-                Some(writers) => {
-                    let mut conn = writers.lock_synced().await?;
-                    sqlx::raw_sql(sql).execute(&mut *conn).await?;
-                }
-                None => {
-                    sqlx::raw_sql(sql).execute(pool).await?;
-                }
-            },
-            Pool::Postgres(pool) => {
-                sqlx::raw_sql(sql).execute(pool).await?;
+        match &*self.backend {
+            Backend::Sqlite { .. } => {
+                self.write(Write::Raw(sql.to_string()), Durability::Synced)
+                    .await
             }
+            Backend::Postgres(pg) => pg.raw(sql).await,
         }
-        Ok(())
     }
 
-    /// Closes the pool, waiting for connections in use to be returned.
+    /// The first column of the first row of `sql` as an integer (NULL or no row:
+    /// `None`), bypassing the store's types. For tests, benchmarks and tools.
+    pub async fn scalar_raw(&self, sql: &str) -> Result<Option<i64>, StoreError> {
+        match self.fetch_optional(sql, Vec::new()).await? {
+            Some(row) => row.first(),
+            None => Ok(None),
+        }
+    }
+
+    /// Commits what was asked before, then closes every connection. On SQLite
+    /// the writer's connection closes last, which folds and removes the WAL.
     pub async fn close(&self) {
-        match &self.pool {
-            Pool::Sqlite(pool) => {
-                if let Some(recorder) = &self.recorder {
-                    recorder.close().await;
+        match &*self.backend {
+            Backend::Sqlite {
+                writer,
+                readers,
+                checkpointer,
+            } => {
+                if let Some(c) = checkpointer {
+                    let c = c.clone();
+                    let _ = tokio::task::spawn_blocking(move || c.stop()).await;
                 }
-                if let Some(background) = &self.background {
-                    background.close().await;
-                }
-                if let Some(writers) = &self.sqlite_writers {
-                    writers.close().await;
-                }
-                pool.close().await
+                readers.close();
+                writer.close().await;
             }
-            Pool::Postgres(pool) => pool.close().await,
+            Backend::Postgres(pg) => pg.close().await,
         }
     }
 }
 
-fn create_parent_dir(file: &Path) -> Result<(), StoreError> {
-    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            StoreError::Db(sqlx::Error::Configuration(
-                format!("cannot create database folder {}: {e}", parent.display()).into(),
-            ))
-        })?;
+/// A database URL for logs, without its password.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
     }
-    Ok(())
-}
-
-/// Serialises a JSON value for a TEXT column.
-pub(crate) fn json_text(v: &serde_json::Value) -> String {
-    v.to_string()
 }

@@ -1,6 +1,8 @@
 //! What the chat notifier has shown for each run, so posting is idempotent,
 //! survives restarts and failed posts are retried rather than lost.
 
+use super::ops::{Durability, Write};
+use super::sql::{Row, Tx, args};
 use super::{Store, StoreError};
 use crate::types::{RunId, RunState};
 
@@ -26,37 +28,63 @@ pub struct ChatPost {
     pub last_error: Option<String>,
 }
 
-type PostRow = (
-    i64,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    bool,
-    bool,
-    i64,
-    i64,
-    Option<String>,
-);
-
-fn from_row(r: PostRow) -> ChatPost {
-    ChatPost {
-        run_id: RunId(r.0),
-        role: r.1,
-        place_key: r.2,
-        place: r.3,
-        message_id: r.4,
-        shown: r.5,
-        result_posted: r.6,
-        done: r.7,
-        attempts: r.8,
-        next_at: r.9,
-        last_error: r.10,
+impl ChatPost {
+    fn from_row(r: &Row) -> Result<ChatPost, StoreError> {
+        Ok(ChatPost {
+            run_id: r.get("run_id")?,
+            role: r.get("role")?,
+            place_key: r.get("place_key")?,
+            place: r.get("place")?,
+            message_id: r.get("message_id")?,
+            shown: r.get("shown")?,
+            result_posted: r.get("result_posted")?,
+            done: r.get("done")?,
+            attempts: r.get("attempts")?,
+            next_at: r.get("next_at")?,
+            last_error: r.get("last_error")?,
+        })
     }
 }
 
-const COLUMNS: &str = "run_id, role, place_key, place, message_id, shown, result_posted, done, attempts, next_at, last_error";
+const ONE: &str = "SELECT * FROM chat_posts WHERE run_id = $1 AND role = $2 AND place_key = $3";
+
+pub(super) async fn ensure(
+    tx: &mut Tx<'_>,
+    run: RunId,
+    role: &str,
+    place_key: &str,
+    place: &str,
+) -> Result<ChatPost, StoreError> {
+    tx.execute(
+        "INSERT INTO chat_posts (run_id, role, place_key, place) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (run_id, role, place_key) DO NOTHING",
+        args![run.0, role, place_key, place],
+    )
+    .await?;
+    ChatPost::from_row(&tx.fetch_one(ONE, args![run.0, role, place_key]).await?)
+}
+
+pub(super) async fn save(tx: &mut Tx<'_>, p: &ChatPost) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE chat_posts SET message_id = $4, shown = $5, result_posted = $6, done = $7, \
+         attempts = $8, next_at = $9, last_error = $10 \
+         WHERE run_id = $1 AND role = $2 AND place_key = $3",
+        args![
+            p.run_id.0,
+            p.role.as_str(),
+            p.place_key.as_str(),
+            &p.message_id,
+            &p.shown,
+            p.result_posted,
+            p.done,
+            p.attempts,
+            p.next_at,
+            &p.last_error,
+        ],
+    )
+    .await?;
+    Ok(())
+}
 
 impl Store {
     /// The post for (run, role, place), created empty if it does not exist yet.
@@ -67,78 +95,37 @@ impl Store {
         place_key: &str,
         place: &str,
     ) -> Result<ChatPost, StoreError> {
-        // Nearly always there already: look before taking the writer.
-        let existing: Option<PostRow> = read_conn!(self, |c| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM chat_posts WHERE run_id = $1 AND role = $2 AND place_key = $3"
-            )))
-            .bind(run.0)
-            .bind(role)
-            .bind(place_key)
-            .fetch_optional(&mut *c)
-            .await
-        })?;
-        if let Some(row) = existing {
-            return Ok(from_row(row));
+        // Nearly always there already: look before writing.
+        if let Some(row) = self
+            .fetch_optional(ONE, args![run.0, role, place_key])
+            .await?
+        {
+            return ChatPost::from_row(&row);
         }
-        write_conn!(self, |c| {
-            sqlx::query(
-                "INSERT INTO chat_posts (run_id, role, place_key, place) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (run_id, role, place_key) DO NOTHING",
-            )
-            .bind(run.0)
-            .bind(role)
-            .bind(place_key)
-            .bind(place)
-            .execute(&mut *c)
-            .await?;
-            let row: PostRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM chat_posts WHERE run_id = $1 AND role = $2 AND place_key = $3"
-            )))
-            .bind(run.0)
-            .bind(role)
-            .bind(place_key)
-            .fetch_one(&mut *c)
-            .await?;
-            Ok(from_row(row))
-        })
+        let write = Write::EnsurePost {
+            run,
+            role: role.to_string(),
+            place_key: place_key.to_string(),
+            place: place.to_string(),
+        };
+        self.write(write, Durability::Relaxed).await
     }
 
     /// Records what a post shows after a successful post or edit.
     pub async fn save_post(&self, p: &ChatPost) -> Result<(), StoreError> {
-        write_conn!(self, |c| {
-            sqlx::query(
-                "UPDATE chat_posts SET message_id = $4, shown = $5, result_posted = $6, done = $7, \
-                 attempts = $8, next_at = $9, last_error = $10 \
-                 WHERE run_id = $1 AND role = $2 AND place_key = $3",
-            )
-            .bind(p.run_id.0)
-            .bind(&p.role)
-            .bind(&p.place_key)
-            .bind(&p.message_id)
-            .bind(&p.shown)
-            .bind(p.result_posted)
-            .bind(p.done)
-            .bind(p.attempts)
-            .bind(p.next_at)
-            .bind(&p.last_error)
-            .execute(&mut *c)
-            .await?;
-            Ok(())
-        })
+        self.write(Write::SavePost(p.clone()), Durability::Relaxed)
+            .await
     }
 
     /// All posts of a run.
     pub async fn posts(&self, run: RunId) -> Result<Vec<ChatPost>, StoreError> {
-        read_conn!(self, |c| {
-            let rows: Vec<PostRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM chat_posts WHERE run_id = $1 ORDER BY role, place_key"
-            )))
-            .bind(run.0)
-            .fetch_all(&mut *c)
+        let rows = self
+            .fetch_all(
+                "SELECT * FROM chat_posts WHERE run_id = $1 ORDER BY role, place_key",
+                args![run.0],
+            )
             .await?;
-            Ok(rows.into_iter().map(from_row).collect())
-        })
+        rows.iter().map(ChatPost::from_row).collect()
     }
 
     /// Runs the notifier should look at: posts not done and due, runs still
@@ -150,27 +137,22 @@ impl Store {
         finished_since: i64,
         limit: i64,
     ) -> Result<Vec<RunId>, StoreError> {
-        let moving = [
-            RunState::AwaitingApproval,
-            RunState::Queued,
-            RunState::Running,
-        ];
-        read_conn!(self, |c| {
-            let rows: Vec<(i64,)> = sqlx::query_as(
+        let rows = self
+            .fetch_all(
                 "SELECT run_id FROM chat_posts WHERE done = FALSE AND next_at <= $1 \
                  UNION SELECT id FROM runs WHERE state IN ($2, $3, $4) \
                  UNION SELECT id FROM runs WHERE finished_at >= $5 \
                  ORDER BY 1 LIMIT $6",
+                args![
+                    now,
+                    RunState::AwaitingApproval.as_str(),
+                    RunState::Queued.as_str(),
+                    RunState::Running.as_str(),
+                    finished_since,
+                    limit
+                ],
             )
-            .bind(now)
-            .bind(moving[0].as_str())
-            .bind(moving[1].as_str())
-            .bind(moving[2].as_str())
-            .bind(finished_since)
-            .bind(limit)
-            .fetch_all(&mut *c)
             .await?;
-            Ok(rows.into_iter().map(|(id,)| RunId(id)).collect())
-        })
+        rows.iter().map(|r| r.first()).collect()
     }
 }

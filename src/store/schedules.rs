@@ -9,7 +9,8 @@
 
 use serde_json::Value;
 
-use super::audit::AuditTx;
+use super::ops::{Durability, Write};
+use super::sql::{Row, Tx, args};
 use super::{Store, StoreError};
 use crate::types::{RunId, RunState};
 
@@ -35,13 +36,13 @@ pub struct ScheduleState {
 
 /// A fact about one fire worth one audit entry, however many processes see it.
 #[derive(Debug, Clone)]
-pub struct ScheduleEvent<'a> {
+pub struct ScheduleEvent {
     /// Dedupe key, e.g. `schedule.skipped:<schedule key>`.
-    pub key: &'a str,
+    pub key: String,
     /// `schedule:<script>/<name>`.
-    pub actor: &'a str,
+    pub actor: String,
     /// `schedule.skipped`, `schedule.missed`, `schedule.failed`.
-    pub action: &'a str,
+    pub action: String,
     pub details: Value,
     /// Record only while this run is still going (the run a skipped fire overlapped):
     /// checked under the write lock, so no process fires what another recorded as skipped.
@@ -59,28 +60,110 @@ pub enum EventOutcome {
     NoLongerActive,
 }
 
-type StateRow = (String, String, i64, i64);
-
-fn state(r: StateRow) -> ScheduleState {
-    ScheduleState {
-        id: r.0,
-        spec: r.1,
-        last_fire_at: r.2,
-        updated_at: r.3,
+impl ScheduleState {
+    fn from_row(r: &Row) -> Result<ScheduleState, StoreError> {
+        Ok(ScheduleState {
+            id: r.get("id")?,
+            spec: r.get("spec")?,
+            last_fire_at: r.get("last_fire_at")?,
+            updated_at: r.get("updated_at")?,
+        })
     }
+}
+
+pub(super) async fn init(
+    tx: &mut Tx<'_>,
+    id: &str,
+    spec: &str,
+    start_at: i64,
+    now: i64,
+) -> Result<ScheduleState, StoreError> {
+    tx.execute(
+        "INSERT INTO schedule_state (id, spec, last_fire_at, updated_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET \
+         spec = excluded.spec, last_fire_at = excluded.last_fire_at, \
+         updated_at = excluded.updated_at WHERE schedule_state.spec <> excluded.spec",
+        args![id, spec, start_at, now],
+    )
+    .await?;
+    let row = tx
+        .fetch_one(
+            "SELECT id, spec, last_fire_at, updated_at FROM schedule_state WHERE id = $1",
+            args![id],
+        )
+        .await?;
+    ScheduleState::from_row(&row)
+}
+
+pub(super) async fn advance(
+    tx: &mut Tx<'_>,
+    id: &str,
+    fire_at: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE schedule_state SET last_fire_at = $2, updated_at = $3 \
+         WHERE id = $1 AND last_fire_at < $2",
+        args![id, fire_at, now],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn record_event(
+    tx: &mut Tx<'_>,
+    ev: ScheduleEvent,
+) -> Result<EventOutcome, StoreError> {
+    if let Some(run) = ev.while_active {
+        let sql = match tx.backend() {
+            super::sql::Backend::Sqlite => "SELECT state FROM runs WHERE id = $1",
+            super::sql::Backend::Postgres => "SELECT state FROM runs WHERE id = $1 FOR UPDATE",
+        };
+        let state = match tx.fetch_optional(sql, args![run.0]).await? {
+            Some(row) => Some(row.get::<RunState>("state")?),
+            None => None,
+        };
+        if !state.is_some_and(|s| ACTIVE.contains(&s)) {
+            return Ok(EventOutcome::NoLongerActive);
+        }
+    }
+    let inserted = tx
+        .execute(
+            "INSERT INTO inbound_events (event_id, at) VALUES ($1, $2) \
+             ON CONFLICT (event_id) DO NOTHING",
+            args![ev.key.as_str(), ev.now],
+        )
+        .await?;
+    if inserted == 0 {
+        return Ok(EventOutcome::AlreadyRecorded);
+    }
+    tx.audit(ev.now, &ev.actor, &ev.action, ev.while_active, ev.details);
+    Ok(EventOutcome::Recorded)
+}
+
+pub(super) async fn request_reload(tx: &mut Tx<'_>, by: &str, now: i64) -> Result<i64, StoreError> {
+    tx.fetch_one(
+        "INSERT INTO reload_requests (id, generation, requested_at, requested_by) \
+         VALUES (1, 1, $1, $2) ON CONFLICT (id) DO UPDATE SET \
+         generation = reload_requests.generation + 1, \
+         requested_at = excluded.requested_at, requested_by = excluded.requested_by \
+         RETURNING generation",
+        args![now, by],
+    )
+    .await?
+    .first()
 }
 
 impl Store {
     /// Every schedule's stored state.
     pub async fn schedule_states(&self) -> Result<Vec<ScheduleState>, StoreError> {
-        read_conn!(self, |c| {
-            let rows: Vec<StateRow> = sqlx::query_as(
+        let rows = self
+            .fetch_all(
                 "SELECT id, spec, last_fire_at, updated_at FROM schedule_state ORDER BY id",
+                args![],
             )
-            .fetch_all(&mut *c)
             .await?;
-            Ok(rows.into_iter().map(state).collect())
-        })
+        rows.iter().map(ScheduleState::from_row).collect()
     }
 
     /// The state of schedule `id` for `spec`: created with `start_at` as its last fire
@@ -93,27 +176,13 @@ impl Store {
         start_at: i64,
         now: i64,
     ) -> Result<ScheduleState, StoreError> {
-        write_conn!(self, |c| {
-            sqlx::query(
-                "INSERT INTO schedule_state (id, spec, last_fire_at, updated_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET \
-                 spec = excluded.spec, last_fire_at = excluded.last_fire_at, \
-                 updated_at = excluded.updated_at WHERE schedule_state.spec <> excluded.spec",
-            )
-            .bind(id)
-            .bind(spec)
-            .bind(start_at)
-            .bind(now)
-            .execute(&mut *c)
-            .await?;
-            let row: StateRow = sqlx::query_as(
-                "SELECT id, spec, last_fire_at, updated_at FROM schedule_state WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_one(&mut *c)
-            .await?;
-            Ok(state(row))
-        })
+        let write = Write::InitSchedule {
+            id: id.to_string(),
+            spec: spec.to_string(),
+            start_at,
+            now,
+        };
+        self.write(write, Durability::Relaxed).await
     }
 
     /// Records that schedule `id` handled its fires up to `fire_at`; never moves back.
@@ -123,29 +192,23 @@ impl Store {
         fire_at: i64,
         now: i64,
     ) -> Result<(), StoreError> {
-        write_conn!(self, |c| {
-            sqlx::query(
-                "UPDATE schedule_state SET last_fire_at = $2, updated_at = $3 \
-                 WHERE id = $1 AND last_fire_at < $2",
-            )
-            .bind(id)
-            .bind(fire_at)
-            .bind(now)
-            .execute(&mut *c)
-            .await?;
-            Ok(())
-        })
+        let id = id.to_string();
+        self.write(
+            Write::AdvanceSchedule { id, fire_at, now },
+            Durability::Relaxed,
+        )
+        .await
     }
 
     /// The run recorded for a schedule key, if any.
     pub async fn run_for_schedule_key(&self, key: &str) -> Result<Option<RunId>, StoreError> {
-        read_conn!(self, |c| {
-            let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM runs WHERE schedule_key = $1")
-                .bind(key)
-                .fetch_optional(&mut *c)
-                .await?;
-            Ok(row.map(|(id,)| RunId(id)))
-        })
+        match self
+            .fetch_optional("SELECT id FROM runs WHERE schedule_key = $1", args![key])
+            .await?
+        {
+            Some(row) => Ok(Some(row.first()?)),
+            None => Ok(None),
+        }
     }
 
     /// The oldest run of schedule `id` (a run of `script` whose key starts `<id>@`)
@@ -158,104 +221,70 @@ impl Store {
     ) -> Result<Option<RunId>, StoreError> {
         let prefix = format!("{id}@");
         // substr rather than LIKE: `_` in a name is no wildcard, and case counts on both backends.
-        let len = prefix.chars().count() as i32;
-        read_conn!(self, |c| {
-            let row: Option<(i64,)> = sqlx::query_as(
+        let len = prefix.chars().count() as i64;
+        let row = self
+            .fetch_optional(
                 "SELECT id FROM runs WHERE script = $1 AND state IN ($2, $3, $4) \
-                 AND substr(schedule_key, 1, $5) = $6 AND schedule_key <> $7 ORDER BY id LIMIT 1",
+                 AND substr(schedule_key, 1, CAST($5 AS INTEGER)) = $6 AND schedule_key <> $7 ORDER BY id LIMIT 1",
+                args![
+                    script,
+                    ACTIVE[0].as_str(),
+                    ACTIVE[1].as_str(),
+                    ACTIVE[2].as_str(),
+                    len,
+                    prefix,
+                    except_key
+                ],
             )
-            .bind(script)
-            .bind(ACTIVE[0].as_str())
-            .bind(ACTIVE[1].as_str())
-            .bind(ACTIVE[2].as_str())
-            .bind(len)
-            .bind(&prefix)
-            .bind(except_key)
-            .fetch_optional(&mut *c)
             .await?;
-            Ok(row.map(|(id,)| RunId(id)))
-        })
+        match row {
+            Some(row) => Ok(Some(row.first()?)),
+            None => Ok(None),
+        }
     }
 
     /// Appends `ev`'s audit entry unless its key was recorded before (by any process)
     /// or its `while_active` run has finished: the dedupe row, the check and the entry
-    /// are one transaction under the write lock.
+    /// are one transaction.
     pub async fn record_schedule_event(
         &self,
-        ev: ScheduleEvent<'_>,
+        ev: ScheduleEvent,
     ) -> Result<EventOutcome, StoreError> {
-        write_tx!(self, |c| {
-            let mut still_going = true;
-            if let Some(run) = ev.while_active {
-                let row: Option<(String,)> = sqlx::query_as("SELECT state FROM runs WHERE id = $1")
-                    .bind(run.0)
-                    .fetch_optional(&mut *c)
-                    .await?;
-                still_going = row.is_some_and(|(s,)| ACTIVE.iter().any(|a| a.as_str() == s));
-            }
-            if !still_going {
-                Ok::<_, StoreError>(EventOutcome::NoLongerActive)
-            } else {
-                let inserted = sqlx::query(
-                    "INSERT INTO inbound_events (event_id, at) VALUES ($1, $2) \
-                     ON CONFLICT (event_id) DO NOTHING",
-                )
-                .bind(ev.key)
-                .bind(ev.now)
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
-                if inserted == 1 {
-                    c.append_audit(ev.now, ev.actor, ev.action, ev.while_active, &ev.details)
-                        .await?;
-                    Ok(EventOutcome::Recorded)
-                } else {
-                    Ok(EventOutcome::AlreadyRecorded)
-                }
-            }
-        })
+        self.write(Write::ScheduleEvent(ev), Durability::Relaxed)
+            .await
     }
 
     /// Whether a schedule event with this key was recorded.
     pub async fn schedule_event_recorded(&self, key: &str) -> Result<bool, StoreError> {
-        read_conn!(self, |c| {
-            let row: Option<(i64,)> =
-                sqlx::query_as("SELECT at FROM inbound_events WHERE event_id = $1")
-                    .bind(key)
-                    .fetch_optional(&mut *c)
-                    .await?;
-            Ok(row.is_some())
-        })
+        let row = self
+            .fetch_optional(
+                "SELECT at FROM inbound_events WHERE event_id = $1",
+                args![key],
+            )
+            .await?;
+        Ok(row.is_some())
     }
 
     /// Asks every server sharing this database to reload its manifests
     /// (`execgov reload`); returns the new request generation.
     pub async fn request_reload(&self, by: &str, now: i64) -> Result<i64, StoreError> {
-        write_conn!(self, |c| {
-            let (generation,): (i64,) = sqlx::query_as(
-                "INSERT INTO reload_requests (id, generation, requested_at, requested_by) \
-                 VALUES (1, 1, $1, $2) ON CONFLICT (id) DO UPDATE SET \
-                 generation = reload_requests.generation + 1, \
-                 requested_at = excluded.requested_at, requested_by = excluded.requested_by \
-                 RETURNING generation",
-            )
-            .bind(now)
-            .bind(by)
-            .fetch_one(&mut *c)
-            .await?;
-            Ok(generation)
-        })
+        let by = by.to_string();
+        self.write(Write::RequestReload { by, now }, Durability::Synced)
+            .await
     }
 
     /// The latest reload request's generation (0 if none was ever made); servers
     /// reload when it changes.
     pub async fn reload_generation(&self) -> Result<i64, StoreError> {
-        read_conn!(self, |c| {
-            let row: Option<(i64,)> =
-                sqlx::query_as("SELECT generation FROM reload_requests WHERE id = 1")
-                    .fetch_optional(&mut *c)
-                    .await?;
-            Ok(row.map_or(0, |(g,)| g))
-        })
+        let row = self
+            .fetch_optional(
+                "SELECT generation FROM reload_requests WHERE id = 1",
+                args![],
+            )
+            .await?;
+        match row {
+            Some(row) => row.first(),
+            None => Ok(0),
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use super::{NewRun, Store};
-use crate::types::RunState;
+use crate::types::{Approvers, ArgValue, PersonId, Place, Platform, Risk, RunState};
 
 /// The variable naming the PostgreSQL server tests use.
 pub const POSTGRES_URL_VAR: &str = "EXECGOV_TEST_POSTGRES_URL";
@@ -155,19 +155,32 @@ pub async fn allow_audit_tampering(store: &Store) {
 pub fn new_run(script: &str, who: &str) -> NewRun {
     NewRun {
         script: script.into(),
-        args: serde_json::json!({ "n": 1 }),
+        args: [("n".to_string(), ArgValue::Int(1))].into(),
         requester: format!("person:{who}"),
-        requester_person: Some(who.into()),
-        place: serde_json::json!({ "platform": "slack", "channel": "C1" }),
+        requester_person: Some(PersonId(who.into())),
+        place: Place::new(Platform::Slack, "C1"),
         manifest_digest: "d".into(),
         max_concurrent: 1,
         timeout_ms: 1000,
-        risk: "low".into(),
-        state: RunState::Queued,
-        reason: None,
+        risk: Risk::Low,
         quorum: 0,
-        approvers: serde_json::json!({}),
+        approvers: Approvers::default(),
         expires_at: None,
         schedule_key: None,
+        created_at: 1_000,
+        runs_on: Vec::new(),
+        rule: None,
+        break_glass: None,
+        state: RunState::Queued,
+        reason: None,
+    }
+}
+
+/// A service's local runner named `name` (it takes runs with no `runs_on`).
+pub fn local_runner(name: &str) -> super::RunnerIdentity {
+    super::RunnerIdentity {
+        name: name.to_string(),
+        tags: Vec::new(),
+        local: true,
     }
 }

@@ -7,10 +7,10 @@
 //! functions below never see a raw token.
 
 use serde::Serialize;
-use sqlx::AssertSqlSafe;
 
-use super::model::{AuditEntry, Run};
-use super::{Store, StoreError};
+use super::ops::{Durability, Write};
+use super::sql::{Row, Tx, Value, args};
+use super::{Run, Store, StoreError};
 use crate::types::{RunId, RunState};
 
 /// How far `created_at` may run out of step with `id` (a run's timestamp is taken
@@ -51,7 +51,7 @@ pub enum Visibility {
 }
 
 /// One API token as its owner sees it in the web UI (never the token itself).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ApiToken {
     pub id: i64,
     pub person: String,
@@ -61,87 +61,191 @@ pub struct ApiToken {
     pub revoked_at: Option<i64>,
 }
 
-/// A value bound to a query built at run time.
-enum Arg {
-    Text(String),
-    Int(i64),
+impl ApiToken {
+    fn from_row(r: &Row) -> Result<ApiToken, StoreError> {
+        Ok(ApiToken {
+            id: r.get("id")?,
+            person: r.get("person")?,
+            name: r.get("name")?,
+            created_at: r.get("created_at")?,
+            last_used_at: r.get("last_used_at")?,
+            revoked_at: r.get("revoked_at")?,
+        })
+    }
 }
 
 /// Appends `clause` with its one `?` numbered as the next `$n`, and its value.
-fn push(args: &mut Vec<Arg>, sql: &mut String, clause: &str, a: Arg) {
-    args.push(a);
+fn push(args: &mut Vec<Value>, sql: &mut String, clause: &str, a: impl Into<Value>) {
+    args.push(a.into());
     sql.push_str(&clause.replace('?', &format!("${}", args.len())));
+}
+
+pub(super) async fn create_login_token(
+    tx: &mut Tx<'_>,
+    hash: &str,
+    person: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM web_login_tokens WHERE expires_at < $1",
+        args![now],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO web_login_tokens (token_hash, person, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4)",
+        args![hash, person, now, expires_at],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn consume_login_token(
+    tx: &mut Tx<'_>,
+    hash: &str,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    match tx
+        .fetch_optional(
+            "UPDATE web_login_tokens SET used_at = $2 \
+             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING person",
+            args![hash, now],
+        )
+        .await?
+    {
+        Some(row) => Ok(Some(row.first()?)),
+        None => Ok(None),
+    }
+}
+
+pub(super) async fn create_session(
+    tx: &mut Tx<'_>,
+    hash: &str,
+    person: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM web_sessions WHERE expires_at < $1", args![now])
+        .await?;
+    tx.execute(
+        "INSERT INTO web_sessions (token_hash, person, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4)",
+        args![hash, person, now, expires_at],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn delete_session(tx: &mut Tx<'_>, hash: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM web_sessions WHERE token_hash = $1",
+        args![hash],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn create_api_token(
+    tx: &mut Tx<'_>,
+    hash: &str,
+    person: &str,
+    name: &str,
+    now: i64,
+) -> Result<i64, StoreError> {
+    tx.fetch_one(
+        "INSERT INTO api_tokens (token_hash, person, name, created_at) \
+         VALUES ($1, $2, $3, $4) RETURNING id",
+        args![hash, person, name, now],
+    )
+    .await?
+    .first()
+}
+
+pub(super) async fn revoke_api_token(
+    tx: &mut Tx<'_>,
+    id: i64,
+    person: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let n = tx
+        .execute(
+            "UPDATE api_tokens SET revoked_at = $3 \
+             WHERE id = $1 AND person = $2 AND revoked_at IS NULL",
+            args![id, person, now],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+pub(super) async fn touch_api_token(
+    tx: &mut Tx<'_>,
+    hash: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE api_tokens SET last_used_at = $2 WHERE token_hash = $1",
+        args![hash, now],
+    )
+    .await?;
+    Ok(())
 }
 
 impl Store {
     /// Answers when the database does (`/readyz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        read_conn!(self, |c| {
-            sqlx::query_as::<_, (i32,)>("SELECT 1")
-                .fetch_one(&mut *c)
-                .await?;
-            Ok(())
-        })
+        self.fetch_one("SELECT 1", args![]).await?;
+        Ok(())
     }
 
     /// Runs matching `q`, newest first.
     pub async fn query_runs(&self, q: &RunQuery) -> Result<Vec<Run>, StoreError> {
         let mut sql = String::from("SELECT * FROM runs WHERE TRUE");
-        let mut args: Vec<Arg> = Vec::new();
+        let mut args: Vec<Value> = Vec::new();
         if let Some(s) = &q.script {
-            push(&mut args, &mut sql, " AND script = ?", Arg::Text(s.clone()));
+            push(&mut args, &mut sql, " AND script = ?", s.as_str());
         }
         if let Some(p) = &q.person {
-            push(
-                &mut args,
-                &mut sql,
-                " AND requester_person = ?",
-                Arg::Text(p.clone()),
-            );
+            push(&mut args, &mut sql, " AND requester_person = ?", p.as_str());
         }
         if let Some(s) = q.state {
-            push(
-                &mut args,
-                &mut sql,
-                " AND state = ?",
-                Arg::Text(s.as_str().into()),
-            );
+            push(&mut args, &mut sql, " AND state = ?", s.as_str());
         }
         if let Some(from) = q.from_ms {
-            push(&mut args, &mut sql, " AND created_at >= ?", Arg::Int(from));
+            push(&mut args, &mut sql, " AND created_at >= ?", from);
             push(
                 &mut args,
                 &mut sql,
                 " AND id >= COALESCE((SELECT id FROM runs WHERE created_at >= ? \
                  ORDER BY created_at, id LIMIT 1), 9223372036854775807)",
-                Arg::Int(from - CREATED_SLACK_MS),
+                from - CREATED_SLACK_MS,
             );
         }
         if let Some(to) = q.to_ms {
-            push(&mut args, &mut sql, " AND created_at < ?", Arg::Int(to));
+            push(&mut args, &mut sql, " AND created_at < ?", to);
             push(
                 &mut args,
                 &mut sql,
                 " AND id <= COALESCE((SELECT id FROM runs WHERE created_at < ? \
                  ORDER BY created_at DESC, id DESC LIMIT 1), 0)",
-                Arg::Int(to + CREATED_SLACK_MS),
+                to + CREATED_SLACK_MS,
             );
         }
         if let Some(b) = q.before {
-            push(&mut args, &mut sql, " AND id < ?", Arg::Int(b.0));
+            push(&mut args, &mut sql, " AND id < ?", b.0);
         }
         if let Visibility::Person { person, scripts } = &q.visible {
             push(
                 &mut args,
                 &mut sql,
                 " AND (requester_person = ?",
-                Arg::Text(person.clone()),
+                person.as_str(),
             );
             if !scripts.is_empty() {
                 sql.push_str(" OR script IN (");
                 for (i, s) in scripts.iter().enumerate() {
                     let sep = if i == 0 { "?" } else { ", ?" };
-                    push(&mut args, &mut sql, sep, Arg::Text(s.clone()));
+                    push(&mut args, &mut sql, sep, s.as_str());
                 }
                 sql.push(')');
             }
@@ -151,51 +255,25 @@ impl Store {
             &mut args,
             &mut sql,
             " ORDER BY id DESC LIMIT ?",
-            Arg::Int(q.limit.clamp(1, 500)),
+            q.limit.clamp(1, 500),
         );
-        read_conn!(self, |c| {
-            let mut query = sqlx::query_as(AssertSqlSafe(sql.clone()));
-            for a in &args {
-                query = match a {
-                    Arg::Text(s) => query.bind(s.clone()),
-                    Arg::Int(n) => query.bind(*n),
-                };
-            }
-            let runs: Vec<Run> = query.fetch_all(&mut *c).await?;
-            Ok(runs)
-        })
-    }
-
-    /// Audit entries newest first, before `before_seq` (None: from the newest).
-    pub async fn audit_page(
-        &self,
-        before_seq: Option<i64>,
-        limit: i64,
-    ) -> Result<Vec<AuditEntry>, StoreError> {
-        let before = before_seq.unwrap_or(i64::MAX);
-        read_conn!(self, |c| {
-            let entries =
-                sqlx::query_as("SELECT * FROM audit WHERE seq < $1 ORDER BY seq DESC LIMIT $2")
-                    .bind(before)
-                    .bind(limit.clamp(1, 1000))
-                    .fetch_all(&mut *c)
-                    .await?;
-            Ok(entries)
-        })
+        let rows = self.fetch_all(&sql, args).await?;
+        rows.iter().map(Run::from_row).collect()
     }
 
     /// How many runs wait or run now, by state (`queued`, `running`,
     /// `awaiting_approval`): each an index range count.
     pub async fn active_run_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        read_conn!(self, |c| {
-            let rows = sqlx::query_as(
-                "SELECT state, COUNT(*) FROM runs \
+        let rows = self
+            .fetch_all(
+                "SELECT state, COUNT(*) AS n FROM runs \
                  WHERE state IN ('queued', 'running', 'awaiting_approval') GROUP BY state",
+                args![],
             )
-            .fetch_all(&mut *c)
             .await?;
-            Ok(rows)
-        })
+        rows.iter()
+            .map(|r| Ok((r.get("state")?, r.get("n")?)))
+            .collect()
     }
 
     /// Records a one-time sign-in link for `person`, and forgets expired ones.
@@ -206,22 +284,13 @@ impl Store {
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        write_conn!(self, |c| {
-            sqlx::query("DELETE FROM web_login_tokens WHERE expires_at < $1")
-                .bind(now)
-                .execute(&mut *c)
-                .await?;
-            sqlx::query(
-                "INSERT INTO web_login_tokens (token_hash, person, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(hash)
-            .bind(person)
-            .bind(now)
-            .bind(expires_at)
-            .execute(&mut *c)
-            .await?;
-            Ok(())
-        })
+        let write = Write::CreateLoginToken {
+            hash: hash.to_string(),
+            person: person.to_string(),
+            now,
+            expires_at,
+        };
+        self.write(write, Durability::Synced).await
     }
 
     /// The person a sign-in link is for, if it is unused and unexpired (without using it).
@@ -230,16 +299,17 @@ impl Store {
         hash: &str,
         now: i64,
     ) -> Result<Option<String>, StoreError> {
-        read_conn!(self, |c| {
-            let row: Option<(String,)> = sqlx::query_as(
-                "SELECT person FROM web_login_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+        match self
+            .fetch_optional(
+                "SELECT person FROM web_login_tokens \
+                 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+                args![hash, now],
             )
-            .bind(hash)
-            .bind(now)
-            .fetch_optional(&mut *c)
-            .await?;
-            Ok(row.map(|r| r.0))
-        })
+            .await?
+        {
+            Some(row) => Ok(Some(row.first()?)),
+            None => Ok(None),
+        }
     }
 
     /// Uses a sign-in link: one statement, so two clicks cannot both sign in.
@@ -248,17 +318,9 @@ impl Store {
         hash: &str,
         now: i64,
     ) -> Result<Option<String>, StoreError> {
-        write_conn!(self, |c| {
-            let row: Option<(String,)> = sqlx::query_as(
-                "UPDATE web_login_tokens SET used_at = $2 \
-                 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING person",
-            )
-            .bind(hash)
-            .bind(now)
-            .fetch_optional(&mut *c)
-            .await?;
-            Ok(row.map(|r| r.0))
-        })
+        let hash = hash.to_string();
+        self.write(Write::ConsumeLoginToken { hash, now }, Durability::Synced)
+            .await
     }
 
     /// Records a browser session, and forgets expired ones.
@@ -269,45 +331,34 @@ impl Store {
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        write_conn!(self, |c| {
-            sqlx::query("DELETE FROM web_sessions WHERE expires_at < $1")
-                .bind(now)
-                .execute(&mut *c)
-                .await?;
-            sqlx::query("INSERT INTO web_sessions (token_hash, person, created_at, expires_at) VALUES ($1, $2, $3, $4)")
-                .bind(hash)
-                .bind(person)
-                .bind(now)
-                .bind(expires_at)
-                .execute(&mut *c)
-                .await?;
-            Ok(())
-        })
+        let write = Write::CreateSession {
+            hash: hash.to_string(),
+            person: person.to_string(),
+            now,
+            expires_at,
+        };
+        self.write(write, Durability::Synced).await
     }
 
     /// The person of a live session.
     pub async fn session_person(&self, hash: &str, now: i64) -> Result<Option<String>, StoreError> {
-        read_conn!(self, |c| {
-            let row: Option<(String,)> = sqlx::query_as(
+        match self
+            .fetch_optional(
                 "SELECT person FROM web_sessions WHERE token_hash = $1 AND expires_at > $2",
+                args![hash, now],
             )
-            .bind(hash)
-            .bind(now)
-            .fetch_optional(&mut *c)
-            .await?;
-            Ok(row.map(|r| r.0))
-        })
+            .await?
+        {
+            Some(row) => Ok(Some(row.first()?)),
+            None => Ok(None),
+        }
     }
 
     /// Ends a session (sign out).
     pub async fn delete_session(&self, hash: &str) -> Result<(), StoreError> {
-        write_conn!(self, |c| {
-            sqlx::query("DELETE FROM web_sessions WHERE token_hash = $1")
-                .bind(hash)
-                .execute(&mut *c)
-                .await?;
-            Ok(())
-        })
+        let hash = hash.to_string();
+        self.write(Write::DeleteSession { hash }, Durability::Synced)
+            .await
     }
 
     /// Records a new API token and returns its id.
@@ -318,32 +369,25 @@ impl Store {
         name: &str,
         now: i64,
     ) -> Result<i64, StoreError> {
-        write_conn!(self, |c| {
-            let (id,): (i64,) = sqlx::query_as(
-                "INSERT INTO api_tokens (token_hash, person, name, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-            )
-            .bind(hash)
-            .bind(person)
-            .bind(name)
-            .bind(now)
-            .fetch_one(&mut *c)
-            .await?;
-            Ok(id)
-        })
+        let write = Write::CreateApiToken {
+            hash: hash.to_string(),
+            person: person.to_string(),
+            name: name.to_string(),
+            now,
+        };
+        self.write(write, Durability::Synced).await
     }
 
     /// A person's API tokens, newest first, revoked ones included.
     pub async fn api_tokens(&self, person: &str) -> Result<Vec<ApiToken>, StoreError> {
-        read_conn!(self, |c| {
-            let rows = sqlx::query_as(
+        let rows = self
+            .fetch_all(
                 "SELECT id, person, name, created_at, last_used_at, revoked_at FROM api_tokens \
                  WHERE person = $1 ORDER BY id DESC",
+                args![person],
             )
-            .bind(person)
-            .fetch_all(&mut *c)
             .await?;
-            Ok(rows)
-        })
+        rows.iter().map(ApiToken::from_row).collect()
     }
 
     /// Revokes one of `person`'s tokens; false when it is not theirs or already revoked.
@@ -353,17 +397,12 @@ impl Store {
         person: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        write_conn!(self, |c| {
-            let done = sqlx::query(
-                "UPDATE api_tokens SET revoked_at = $3 WHERE id = $1 AND person = $2 AND revoked_at IS NULL",
-            )
-            .bind(id)
-            .bind(person)
-            .bind(now)
-            .execute(&mut *c)
-            .await?;
-            Ok(done.rows_affected() == 1)
-        })
+        let person = person.to_string();
+        self.write(
+            Write::RevokeApiToken { id, person, now },
+            Durability::Synced,
+        )
+        .await
     }
 
     /// The person behind a live API token, noting its use (at most once a minute,
@@ -373,24 +412,23 @@ impl Store {
         hash: &str,
         now: i64,
     ) -> Result<Option<String>, StoreError> {
-        write_conn!(self, |c| {
-            let row: Option<(String, Option<i64>)> = sqlx::query_as(
-                "SELECT person, last_used_at FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+        let Some(row) = self
+            .fetch_optional(
+                "SELECT person, last_used_at FROM api_tokens \
+                 WHERE token_hash = $1 AND revoked_at IS NULL",
+                args![hash],
             )
-            .bind(hash)
-            .fetch_optional(&mut *c)
-            .await?;
-            let Some((person, last_used)) = row else {
-                return Ok(None);
-            };
-            if last_used.is_none_or(|t| t < now - 60_000) {
-                sqlx::query("UPDATE api_tokens SET last_used_at = $2 WHERE token_hash = $1")
-                    .bind(hash)
-                    .bind(now)
-                    .execute(&mut *c)
-                    .await?;
-            }
-            Ok(Some(person))
-        })
+            .await?
+        else {
+            return Ok(None);
+        };
+        let (person, last_used): (String, Option<i64>) =
+            (row.get("person")?, row.get("last_used_at")?);
+        if last_used.is_none_or(|t| t < now - 60_000) {
+            let hash = hash.to_string();
+            self.write::<()>(Write::TouchApiToken { hash, now }, Durability::Relaxed)
+                .await?;
+        }
+        Ok(Some(person))
     }
 }

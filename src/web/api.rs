@@ -25,12 +25,13 @@ pub(super) fn routes() -> Router<WebState> {
         .route("/runs", get(list_runs).post(start_run))
         .route("/runs/{id}", get(run_detail))
         .route("/runs/{id}/decision", post(decide))
+        .route("/runs/{id}/cancel", post(cancel))
         .route("/scripts", get(list_scripts))
         .route("/scripts/{name}", get(script_detail))
 }
 
 /// A run as the API shows it.
-fn run_json(engine: &Engine, r: &Run) -> Value {
+pub(crate) fn run_json(engine: &Engine, r: &Run) -> Value {
     json!({
         "id": r.id,
         "script": r.script,
@@ -69,7 +70,7 @@ async fn list_runs(
     Query(params): Query<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
     let engine = state.engine();
-    let query = params.to_query(engine, &caller.person, caller.admin)?;
+    let query = params.to_query(engine, &caller.actor())?;
     let actor = caller.actor();
     let fetched = engine.store().query_runs(&query).await?;
     let next = (fetched.len() as i64 >= query.limit)
@@ -92,6 +93,16 @@ async fn run_detail(
     let engine = state.engine();
     let id = RunId::parse(&id).map_err(|_| WebError::NotFound(format!("no run {id}")))?;
     let run = view::visible_run(engine, &caller.actor(), id).await?;
+    Ok(Json(run_document(engine, &run).await?))
+}
+
+/// One run as one JSON document, with its approvals, files, audit timeline,
+/// output tail and audit link: the API's run and `execgov show ID --json`.
+pub(crate) async fn run_document(
+    engine: &Engine,
+    run: &Run,
+) -> Result<Value, crate::store::StoreError> {
+    let id = run.id;
     let store = engine.store();
     let approvals = store.approvals(id).await?;
     let artifacts = store.artifacts(id).await?;
@@ -102,7 +113,7 @@ async fn run_detail(
         .public_url
         .trim_end_matches('/')
         .to_string();
-    let mut v = run_json(engine, &run);
+    let mut v = run_json(engine, run);
     v["approvals"] = json!(approvals);
     v["artifacts"] = artifacts
         .iter()
@@ -113,8 +124,8 @@ async fn run_detail(
         .map(|e| json!({ "seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "details": e.details, "hash": e.hash }))
         .collect();
     v["output_tail"] = json!(run.output_tail.as_deref().map(super::strip_ansi));
-    v["audit_link"] = json!(engine.audit_link(&run));
-    Ok(Json(v))
+    v["audit_link"] = json!(engine.audit_link(run));
+    Ok(v)
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,9 +133,14 @@ struct StartRun {
     script: String,
     #[serde(default)]
     args: serde_json::Map<String, Value>,
+    /// Break-glass: the reason to start without waiting for approval.
+    #[serde(default)]
+    break_glass: Option<String>,
 }
 
-/// `POST /api/v1/runs`: asks for a run as `web:local`.
+/// `POST /api/v1/runs`: asks for a run as `web:local` through the engine's entry
+/// point for requests: 404 for an unknown script, 400 for bad arguments (both
+/// audited as `run.refused`), 403 for a refusal recorded as a run.
 async fn start_run(
     State(state): State<WebState>,
     caller: ApiCaller,
@@ -132,9 +148,6 @@ async fn start_run(
 ) -> Result<Response, ApiError> {
     let req = body(b)?;
     let engine = state.engine();
-    let m = engine
-        .manifest(&req.script)
-        .ok_or_else(|| WebError::NotFound(engine.unknown_script(&req.script)))?;
     let mut raw = Vec::with_capacity(req.args.len());
     for (k, v) in req.args {
         let text = match v {
@@ -150,13 +163,25 @@ async fn start_run(
         };
         raw.push((k, text));
     }
-    let args = m
-        .validate_args(&raw)
-        .map_err(|e| WebError::BadRequest(e.to_string()))?;
-    let reply = engine
-        .request_typed(&caller.actor(), &view::web_place(), &m, args, None)
+    // The entry point chat uses, so a refused request is audited as from chat.
+    let answer = engine
+        .request_run_checked(
+            &caller.actor(),
+            &view::web_place(),
+            &req.script,
+            &raw,
+            req.break_glass.as_deref(),
+        )
         .await?;
-    Ok(reply_response(engine, reply, StatusCode::CREATED))
+    if answer.reply.run.is_none() && answer.reply.is_error() {
+        return Err(match answer.arg_error {
+            Some(e) => WebError::BadRequest(e.to_string()),
+            None if answer.forbidden => WebError::Forbidden(answer.reply.text),
+            None => WebError::NotFound(answer.reply.text),
+        }
+        .into());
+    }
+    Ok(reply_response(engine, answer.reply, StatusCode::CREATED))
 }
 
 /// An engine reply as JSON: `ok` (with `status`) for success, 403 for a refusal
@@ -214,6 +239,21 @@ async fn decide(
     Ok(reply_response(engine, reply, StatusCode::OK))
 }
 
+/// `POST /api/v1/runs/{id}/cancel`: withdraws a run that has not started, or
+/// stops a running one (its requester or an approver of its script).
+async fn cancel(
+    State(state): State<WebState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let engine = state.engine();
+    let id = RunId::parse(&id).map_err(|_| WebError::NotFound(format!("no run {id}")))?;
+    let actor = caller.actor();
+    view::visible_run(engine, &actor, id).await?;
+    let reply = engine.cancel(&actor, id).await?;
+    Ok(reply_response(engine, reply, StatusCode::OK))
+}
+
 /// A manifest as the API shows it, with what `caller` may do with it.
 fn script_json(engine: &Engine, caller: &ApiCaller, m: &Manifest) -> Value {
     let params: Vec<Value> = m
@@ -236,6 +276,10 @@ fn script_json(engine: &Engine, caller: &ApiCaller, m: &Manifest) -> Value {
                     v["min"] = json!(min);
                     v["max"] = json!(max);
                 }
+                ParamKind::Float { min, max } => {
+                    v["min"] = json!(min);
+                    v["max"] = json!(max);
+                }
                 ParamKind::Enum { choices } => v["choices"] = json!(choices),
                 ParamKind::Bool | ParamKind::Date => {}
             }
@@ -250,10 +294,11 @@ fn script_json(engine: &Engine, caller: &ApiCaller, m: &Manifest) -> Value {
         .schedules
         .iter()
         .map(|s| {
-            let next: Vec<String> = s
-                .cron_schedule()
-                .map(|c| c.upcoming(s.timezone).take(3).map(|t| t.to_rfc3339()).collect())
-                .unwrap_or_default();
+            let next: Vec<String> = crate::scheduler::FireTimes::of(s)
+                .upcoming(engine.now(), 3)
+                .iter()
+                .map(|t| t.to_rfc3339())
+                .collect();
             json!({ "name": s.name, "cron": s.cron, "timezone": s.timezone.name(), "args": s.args, "post_to": s.post_to, "next": next })
         })
         .collect();

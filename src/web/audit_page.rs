@@ -3,7 +3,7 @@
 //! they may see and their own actions.
 
 use super::auth::Viewer;
-use super::layout::{page, time};
+use super::layout::{page, plural, time, time_short};
 use super::{WebError, WebState};
 use crate::store::{AuditEntry, ChainCheck};
 use crate::types::RunId;
@@ -38,11 +38,13 @@ pub(super) async fn audit_page(
     let (checked_at, check) = state.chain_status(max_age).await?;
     let (entries, older) = visible_entries(&state, &viewer, q.before).await?;
     let me = format!("person:{}", viewer.person);
+    let now = state.engine().now();
     let body = html! {
         h1 { "Audit log" }
         @match &check {
             ChainCheck::Ok { entries } => p class="notice" id="chain-status" {
-                "Chain verified: all " (entries) " entries hold (checked " (time(checked_at)) "). "
+                "Chain verified: " (if *entries == 1 { "the one entry holds".to_string() } else { format!("all {} hold", plural(*entries, "entry", "entries")) })
+                " (checked " (time(checked_at)) "). "
                 a href="/audit?verify=1" { "Verify again" }
             },
             ChainCheck::Broken { seq, reason } => p class="error" id="chain-status" {
@@ -52,18 +54,18 @@ pub(super) async fn audit_page(
         }
         @if !viewer.admin { p class="muted" { "Entries of runs you may see, and your own actions." } }
         div class="scroll" {
-            table class="audit" {
+            table class="audit cards" {
                 thead { tr { th { "#" } th { "When" } th { "Who" } th { "What" } th { "Run" } th { "Details" } th { "Hash" } } }
                 tbody {
                     @for e in &entries {
                         tr class="row" {
-                            td { (e.seq) }
-                            td { (time(e.at)) }
-                            td { @if e.actor == me { strong { (e.actor) } } @else { (e.actor) } }
-                            td { code { (e.action) } }
-                            td { @if let Some(r) = e.run_id { a href=(format!("/runs/{r}")) { "#" (r) } } }
-                            td { code { (short(&e.details.to_string(), 160)) } }
-                            td { code class="digest" title=(e.hash) { (short(&e.hash, 12)) } }
+                            td data-label="#" { (e.seq) }
+                            td data-label="When" { (time_short(e.at, now)) }
+                            td data-label="Who" { @if e.actor == me { strong { (e.actor) } } @else { (e.actor) } }
+                            td data-label="What" { code { (e.action) } }
+                            td data-label="Run" { @if let Some(r) = e.run_id { a href=(format!("/runs/{r}")) { "#" (r) } } }
+                            td data-label="Details" class="wrap" { code { (short(&e.details.to_string(), 160)) } }
+                            td data-label="Hash" { code class="hash" title=(e.hash) { (short(&e.hash, 12)) } }
                         }
                     }
                 }

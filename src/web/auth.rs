@@ -25,15 +25,7 @@ pub const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
 /// The prefix of API tokens, so a leaked one is recognisable in logs and scanners.
 pub const API_TOKEN_PREFIX: &str = "egv_";
 
-/// The lowercase hex SHA-256 of a token: the only form the database keeps.
-pub fn token_hash(raw: &str) -> String {
-    hex::encode(Sha256::digest(raw.as_bytes()))
-}
-
-/// A fresh random token: 32 bytes as hex.
-pub fn new_token() -> String {
-    hex::encode(rand::random::<[u8; 32]>())
-}
+pub use crate::links::{new_token, token_hash};
 
 /// The CSRF token of the session whose cookie is `session_token`.
 fn csrf_for(session_token: &str) -> String {

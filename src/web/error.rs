@@ -45,11 +45,12 @@ impl WebError {
         }
     }
 
-    /// What the person is told; server errors say no more than that.
+    /// What the person is told; server errors say no more than that, and
+    /// others repeat at most a short piece of the input.
     fn public_message(&self) -> String {
         match self {
             WebError::Internal(_) => "internal error; the server log has the details".to_string(),
-            other => other.to_string(),
+            other => execgov_chat::cap_echoes(&other.to_string()),
         }
     }
 

@@ -1,5 +1,7 @@
 //! The frame every page shares (navigation, CSS readable on a laptop and a
-//! phone), the one-shot notice a form's redirect carries, and small helpers.
+//! phone: tables marked `cards` fold into one card per row on a narrow screen,
+//! each cell labelled by its `data-label`), the one-shot notice a form's
+//! redirect carries, and small helpers.
 
 use super::auth::{Viewer, cookie_value, set_cookie};
 use crate::clock::format_ms;
@@ -19,12 +21,26 @@ pub(super) fn page(
     notice: Option<&str>,
     body: Markup,
 ) -> Markup {
+    page_refreshing(title, viewer, notice, body, None)
+}
+
+/// [`page`] that reloads itself every `refresh_secs` seconds when given: a
+/// `<meta http-equiv="refresh">`, so no script is needed and the CSP keeps
+/// `default-src 'none'` (a refresh is a navigation, which the CSP does not govern).
+pub(super) fn page_refreshing(
+    title: &str,
+    viewer: Option<&Viewer>,
+    notice: Option<&str>,
+    body: Markup,
+    refresh_secs: Option<u32>,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(secs) = refresh_secs { meta http-equiv="refresh" content=(secs); }
                 title { (title) " · ExecGov" }
                 style { (PreEscaped(CSS)) }
             }
@@ -65,6 +81,33 @@ pub(super) fn time(ms: i64) -> Markup {
         .map(|t| t.to_rfc3339())
         .unwrap_or_default();
     html! { time datetime=(iso) { (format_ms(ms)) } }
+}
+
+/// `n` and a noun that agrees with it: "1 approval", "2 approvals", "0 runs".
+pub(super) fn plural(n: impl std::fmt::Display, one: &str, many: &str) -> String {
+    let n = n.to_string();
+    let noun = if n == "1" { one } else { many };
+    format!("{n} {noun}")
+}
+
+/// A timestamp for a table cell: short enough for one line ("14:05:09" today,
+/// "Mar 3 14:05" this year, "2025-03-03" before), the full UTC time in the
+/// `title` and the machine form in `datetime`. `now` is the engine's clock.
+pub(super) fn time_short(ms: i64, now: i64) -> Markup {
+    let (Some(t), Some(n)) = (
+        chrono::DateTime::from_timestamp_millis(ms),
+        chrono::DateTime::from_timestamp_millis(now),
+    ) else {
+        return time(ms);
+    };
+    let text = if t.date_naive() == n.date_naive() {
+        t.format("%H:%M:%S").to_string()
+    } else if chrono::Datelike::year(&t) == chrono::Datelike::year(&n) {
+        t.format("%b %-d %H:%M").to_string()
+    } else {
+        t.format("%Y-%m-%d").to_string()
+    };
+    html! { time class="short" datetime=(t.to_rfc3339()) title=(format_ms(ms)) { (text) } }
 }
 
 /// Percent-encodes everything but unreserved characters (RFC 3986).
@@ -152,26 +195,79 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem;margin:.5re
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}
 table{border-collapse:collapse;width:100%;background:#fff}td,th{border:1px solid #d6d6d6;padding:.3rem .5rem;text-align:left;vertical-align:top}
 th{background:#f0f2f4}tr.row:hover{background:#f5f9ff}
-pre.log{background:#111;color:#eee;padding:.8rem;overflow-x:auto;white-space:pre-wrap;word-break:break-all;font-size:.85rem;max-height:70vh}
+time.short{white-space:nowrap}
+td.wrap,td.wrap code{overflow-wrap:anywhere}
+table.audit td:nth-child(-n+5){white-space:nowrap}
+pre.log{background:#111;color:#eee;padding:.8rem;overflow:auto;white-space:pre-wrap;overflow-wrap:anywhere;font-size:.85rem;max-height:70vh}
+p.progress{display:flex;flex-wrap:wrap;gap:.3rem .6rem;align-items:center}progress{width:min(20rem,100%)}
 .note{color:#8a5a00}.muted{color:#666}
 .notice{background:#e8f1fb;border:1px solid #a9c8ea;padding:.5rem .8rem;border-radius:.3rem}
 .error{background:#fde8e8;border:1px solid #eaa9a9;padding:.5rem .8rem;border-radius:.3rem}
 ol.timeline{padding-left:1.2rem}ol.timeline li{margin:.2rem 0}
 form.filters{display:flex;flex-wrap:wrap;gap:.5rem;align-items:flex-end;margin:.5rem 0 1rem}
 form.filters label,form.stack label{display:flex;flex-direction:column;font-size:.85rem;gap:.15rem}
-form.stack{display:flex;flex-direction:column;gap:.7rem;max-width:32rem}
+form.stack{display:flex;flex-direction:column;gap:.9rem;max-width:32rem}
+.field{display:flex;flex-direction:column;gap:.2rem}.field label{font-weight:600}
+.hint{font-size:.85rem;color:#555;margin:0;overflow-wrap:anywhere}.field-error{color:#a40000;font-weight:600;margin:0}
+.field.invalid input,.field.invalid select{border:2px solid #c0392b}
 input,select,button{font:inherit;padding:.35rem .5rem;border:1px solid #aaa;border-radius:.3rem;background:#fff}
 button{cursor:pointer;background:#2d6cdf;color:#fff;border-color:#2d6cdf}
 button.deny{background:#c0392b;border-color:#c0392b}button.secondary{background:#fff;color:#222;border-color:#aaa}
-.actions{display:flex;flex-wrap:wrap;gap:.6rem;align-items:flex-end;background:#fff8e1;border:1px solid #f0d98c;padding:.8rem;border-radius:.3rem}
+.actions{background:#fff8e1;border:1px solid #f0d98c;padding:.2rem .8rem .8rem;border-radius:.3rem;margin:.8rem 0}
+.actions h2{border-bottom:none;margin-top:.6rem}
+.decide{display:flex;flex-wrap:wrap;gap:.8rem;align-items:flex-end}
+form.deny{display:flex;flex-wrap:wrap;gap:.5rem;align-items:flex-end;margin:0}form.deny label{display:flex;flex-direction:column;font-size:.85rem;gap:.15rem}
+a.button{display:inline-block;padding:.35rem .8rem;border:1px solid #2d6cdf;border-radius:.3rem;background:#2d6cdf;color:#fff;text-decoration:none}
+a.button.secondary{background:#fff;color:#222;border-color:#aaa}
+ul.args{list-style:none;margin:0;padding:0}ul.args li{margin:.1rem 0}
+code.exact{white-space:pre-wrap;background:#fff;border:1px solid #ccc;border-radius:.2rem;padding:0 .2rem;overflow-wrap:anywhere}
+.esc{color:#a40000;background:#fde8e8;font-weight:600}
+textarea{font:inherit;padding:.35rem .5rem;border:1px solid #aaa;border-radius:.3rem}
 .pager{display:flex;gap:1rem;margin:1rem 0}
 code.token{display:block;padding:.6rem;background:#fff;border:1px dashed #888;word-break:break-all}
-@media (max-width:40rem){dl{grid-template-columns:1fr}dt{margin-top:.4rem}nav.top .who{margin-left:0}main{padding:.6rem}}
+@media (max-width:40rem){dl{grid-template-columns:1fr}dt{margin-top:.4rem}nav.top .who{margin-left:0}main{padding:.6rem}
+table.cards,table.cards tbody,table.cards tr,table.cards td{display:block;width:auto}
+table.cards thead{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}
+table.cards{background:none}table.cards tr{background:#fff;border:1px solid #d6d6d6;border-radius:.4rem;margin:.6rem 0;padding:.4rem .6rem}
+table.cards td{border:none;padding:.15rem 0;white-space:normal!important;overflow-wrap:anywhere}table.cards td:empty{display:none}
+table.cards td::before{content:attr(data-label);display:inline-block;min-width:6.5rem;margin-right:.5rem;font-weight:600;color:#555}}
 ";
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nouns_agree_with_their_numbers() {
+        assert_eq!(plural(1, "approval", "approvals"), "1 approval");
+        assert_eq!(plural(2_u64, "approval", "approvals"), "2 approvals");
+        assert_eq!(plural(0_usize, "run", "runs"), "0 runs");
+        assert_eq!(plural(-1, "run", "runs"), "-1 runs");
+    }
+
+    #[test]
+    fn table_timestamps_are_compact_with_the_full_time_in_the_title() {
+        let now = 1_772_546_709_000; // 2026-03-03 14:05:09 UTC
+        let shown = |ms| time_short(ms, now).into_string();
+        assert!(shown(now).contains(">14:05:09</time>"), "{}", shown(now));
+        assert!(
+            shown(now).contains("title=\"2026-03-03 14:05:09 UTC\""),
+            "{}",
+            shown(now)
+        );
+        let earlier = now - 40 * 86_400_000;
+        assert!(
+            shown(earlier).contains(">Jan 22 14:05</time>"),
+            "{}",
+            shown(earlier)
+        );
+        let last_year = now - 400 * 86_400_000;
+        assert!(
+            shown(last_year).contains(">2025-01-27</time>"),
+            "{}",
+            shown(last_year)
+        );
+    }
 
     #[test]
     fn notices_survive_the_cookie_round_trip() {

@@ -1,14 +1,13 @@
 //! Sign-in. `login` in chat answers the asker privately with a one-time link
-//! ([`issue_login_link`]); the link's page shows a button (so a link preview that
+//! (the engine's `login` answer); the link's page shows a button (so a link preview that
 //! fetches the URL cannot use it up) whose POST uses the link and sets the session
 //! cookie. The person is the chat identity that asked, and only a configured person
 //! can ask. `web.dev_login` adds a person picker at `/login`, for the local demo.
 
 use super::auth::{self, MaybeViewer, SESSION_COOKIE, SESSION_TTL_MS, Viewer};
-use super::layout::page;
+use super::layout::{page, plural};
 use super::{WebError, WebState};
-use crate::engine::{Engine, Reply, ReplyKind};
-use crate::types::{Actor, PersonId};
+use crate::types::PersonId;
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -17,58 +16,7 @@ use maud::html;
 use serde::Deserialize;
 use serde_json::json;
 
-/// How long a sign-in link from chat stays usable.
-pub const LOGIN_LINK_TTL_MS: i64 = 10 * 60 * 1000;
-
-/// The engine's answer to `login`: a private reply with a one-time sign-in link for
-/// the person behind `actor`.
-pub async fn issue_login_link(engine: &Engine, actor: &Actor) -> anyhow::Result<Reply> {
-    let person = match actor {
-        Actor::Person {
-            person,
-            impersonated_by: None,
-            ..
-        } => person,
-        Actor::Person { .. } => {
-            return Ok(Reply::error(
-                "a sign-in link is only for your own account; `--as` cannot ask for one",
-            ));
-        }
-        _ => {
-            return Ok(Reply::error(
-                "only a configured person can sign in to the web UI; ask an admin to map your account in the ExecGov config",
-            ));
-        }
-    };
-    let token = auth::new_token();
-    let now = engine.now();
-    let expires = now + LOGIN_LINK_TTL_MS;
-    let store = engine.store();
-    store
-        .create_login_token(&auth::token_hash(&token), person.as_str(), now, expires)
-        .await?;
-    store
-        .audit(
-            &actor.audit_name(),
-            "web.login_link",
-            None,
-            json!({ "expires_at": expires }),
-            now,
-        )
-        .await?;
-    let url = format!(
-        "{}/login/{token}",
-        engine.config().web.public_url.trim_end_matches('/')
-    );
-    Ok(Reply {
-        kind: ReplyKind::Private,
-        text: format!(
-            "Your sign-in link for the ExecGov web UI (one use, valid for {} minutes; do not share it):\n{url}",
-            LOGIN_LINK_TTL_MS / 60_000
-        ),
-        run: None,
-    })
-}
+pub use crate::engine::LOGIN_LINK_TTL_MS;
 
 /// `GET /login`: who you are, or how to sign in (and the dev picker).
 pub(super) async fn login_page(
@@ -84,7 +32,7 @@ pub(super) async fn login_page(
             p { "You are signed in as " strong { (v.person) } ". " a href="/runs" { "Go to the runs" } }
         } @else {
             p { "Type " code { "login" } " to ExecGov in Slack or Matrix. It answers you privately with a \
-                one-time link that signs you in here (valid for " (LOGIN_LINK_TTL_MS / 60_000) " minutes)." }
+                one-time link that signs you in here (valid for " (plural(LOGIN_LINK_TTL_MS / 60_000, "minute", "minutes")) ")." }
         }
         @if config.web.dev_login {
             h2 { "Development sign-in" }

@@ -8,13 +8,16 @@
 //!   records a run's end;
 //! - runs waiting or running now, live workers: the store, read at each scrape;
 //! - adapter errors: [`adapter_error`], called by the chat notifier;
-//! - HTTP requests: a middleware on the router.
+//! - HTTP requests: a middleware on the router;
+//! - the process (CPU, memory, fds, start time) and the build: `process_metrics`.
+//!
+//! With `web.metrics_token` set, a scrape needs `Authorization: Bearer <token>`.
 
 use crate::engine::Engine;
 use crate::store::Run;
 use crate::types::{RunId, RunState};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
@@ -185,9 +188,9 @@ pub fn adapter_error(platform: impl std::fmt::Display) {
         .inc();
 }
 
-/// Records a finished run's duration and queue wait. The pool calls this with the
-/// run as its final transition returned it.
-pub fn run_finished(run: &Run) {
+/// Records a finished run's duration and queue wait, when its final state's
+/// event comes by (see `record_engine_events`).
+fn run_finished(run: &Run) {
     let m = &*METRICS;
     if let (Some(start), Some(end)) = (run.started_at, run.finished_at) {
         m.run_duration
@@ -254,6 +257,9 @@ pub(super) fn record_engine_events(engine: &Arc<Engine>) {
                 observe_approval_wait(&store, ev.run, ev.state, clock.now_ms()).await;
             }
             if ev.state.is_final() {
+                if let Ok(run) = store.get_run(ev.run).await {
+                    run_finished(&run);
+                }
                 last.remove(&ev.run);
             } else {
                 if last.len() >= 100_000 {
@@ -310,9 +316,26 @@ pub(super) async fn track_http(req: Request, next: Next) -> Response {
 }
 
 /// `GET /metrics`: reads the store's gauges, then the whole registry as text.
+/// 401 without the bearer token when `web.metrics_token` is set.
 pub(super) async fn metrics_page(
     State(state): State<super::WebState>,
+    headers: HeaderMap,
 ) -> Result<Response, super::WebError> {
+    if let Some(want) = state.metrics_token() {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if !given.is_some_and(|g| super::auth::ct_eq(g, want)) {
+            return Ok((
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\"")],
+                "/metrics needs Authorization: Bearer <web.metrics_token>\n",
+            )
+                .into_response());
+        }
+    }
     let engine = state.engine();
     let store = engine.store();
     let counts = store.active_run_counts().await?;
@@ -332,9 +355,40 @@ pub(super) async fn metrics_page(
     encoder
         .encode(&METRICS.registry.gather(), &mut body)
         .map_err(|e| anyhow::anyhow!("encoding metrics: {e}"))?;
+    body.extend_from_slice(store_commits(store).as_bytes());
+    let due = engine.now() - engine.config().access.review_within.as_millis() as i64;
+    let (unreviewed, overdue) = store.unreviewed_counts(due).await?;
+    body.extend_from_slice(
+        format!(
+            "# HELP execgov_break_glass_unreviewed Break-glass runs no approver has reviewed yet.\n\
+             # TYPE execgov_break_glass_unreviewed gauge\n\
+             execgov_break_glass_unreviewed {unreviewed}\n\
+             # HELP execgov_break_glass_overdue Of those, the ones past [access] review_within.\n\
+             # TYPE execgov_break_glass_overdue gauge\n\
+             execgov_break_glass_overdue {overdue}\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(super::process_metrics::render().as_bytes());
     Ok((
         [(header::CONTENT_TYPE, encoder.format_type().to_string())],
         body,
     )
         .into_response())
+}
+
+/// `execgov_store_commits_total`: what this process's store committed, by
+/// write and durability (kept by the store itself, per store).
+fn store_commits(store: &crate::store::Store) -> String {
+    let mut out = String::from(
+        "# HELP execgov_store_commits_total Writes committed by this process's store, by write and durability.\n\
+         # TYPE execgov_store_commits_total counter\n",
+    );
+    for (op, durability, n) in store.commit_counts() {
+        out.push_str(&format!(
+            "execgov_store_commits_total{{op=\"{op}\",durability=\"{}\"}} {n}\n",
+            durability.as_str()
+        ));
+    }
+    out
 }

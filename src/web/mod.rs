@@ -4,7 +4,7 @@
 //!
 //! Access: an audit link (`/runs/{id}?t=…`) opens its one run and nothing else.
 //! Everything else needs sign-in: `login` in chat answers privately with a one-time
-//! link ([`login::issue_login_link`]); opening it and pressing the button sets a
+//! link (the engine's `login` answer); opening it and pressing the button sets a
 //! session cookie. A signed-in person sees the runs they requested, may run or may
 //! approve (`Engine::may_view`; `web.admins` see all) and acts through the same
 //! engine calls as chat, as `web:local`. Every form carries a CSRF token.
@@ -13,31 +13,39 @@
 //! - `auth.rs`: sessions, API tokens, CSRF, the `Viewer`/`ApiCaller` extractors.
 //! - `login.rs`: chat-issued sign-in links, dev login, sign-out.
 //! - `layout.rs`: the page frame, CSS and small rendering helpers.
-//! - `run_page.rs`: one run (audit link or signed in), its log, files, decisions.
+//! - `run_page.rs`: one run (audit link or signed in), its log, files, Cancel.
+//! - `decision.rs`: Approve (through a confirmation page) and Deny.
 //! - `runs_list.rs`: `/runs`, filtered and paged by id.
-//! - `scripts.rs`: the catalogue, one script, the form that starts a run.
+//! - `scripts.rs`: the catalogue and one script's page.
+//! - `run_form.rs`: the form that asks for a run, and its POST.
 //! - `audit_page.rs`: the audit log and the chain's verification status.
 //! - `tokens.rs`: a person's API tokens.
 //! - `api.rs`, `openapi.rs`: `/api/v1` and its OpenAPI document.
-//! - [`metrics`]: Prometheus metrics and the hooks other modules call.
+//! - [`metrics`]: Prometheus metrics and the hooks other modules call; `/metrics`
+//!   behind `web.metrics_token` when set.
+//! - `process_metrics.rs`: the process's CPU, memory, fds, start time; build info.
 //! - `readiness.rs`: what `/readyz` waits for.
 //! - `view.rs`: what a person may see and do, shared by pages and API.
 
 mod api;
 mod audit_page;
 pub mod auth;
+mod decision;
 mod error;
 mod layout;
 pub mod login;
 pub mod metrics;
 mod openapi;
+mod process_metrics;
 mod readiness;
+mod run_form;
 mod run_page;
 mod runs_list;
 mod scripts;
 mod tokens;
 mod view;
 
+pub(crate) use api::{run_document, run_json};
 pub use error::{ApiError, WebError};
 pub use readiness::Readiness;
 pub use run_page::strip_ansi;
@@ -45,6 +53,7 @@ pub use run_page::strip_ansi;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::store::ChainCheck;
+use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -64,21 +73,40 @@ struct Inner {
     engine: Arc<Engine>,
     readiness: Readiness,
     chain: Mutex<Option<(i64, ChainCheck)>>,
+    /// `web.metrics_token`, resolved once at start.
+    metrics_token: Option<String>,
 }
 
 impl WebState {
     /// Refuses `web.dev_login = true` unless the listener is on a loopback
-    /// address, and starts the metrics recorder for this engine's run events.
+    /// address, and a `web.metrics_token` that does not resolve (an unset
+    /// variable must not leave `/metrics` open); starts the metrics recorder
+    /// for this engine's run events.
     pub fn new(engine: Arc<Engine>, readiness: Readiness) -> anyhow::Result<WebState> {
         check_dev_login(engine.config())?;
+        let metrics_token = match &engine.config().web.metrics_token {
+            Some(secret) => {
+                let token = secret.resolve().context("web.metrics_token")?;
+                let token = token.trim().to_string();
+                anyhow::ensure!(!token.is_empty(), "web.metrics_token: the token is empty");
+                Some(token)
+            }
+            None => None,
+        };
         metrics::record_engine_events(&engine);
         Ok(WebState {
             inner: Arc::new(Inner {
                 engine,
                 readiness,
                 chain: Mutex::new(None),
+                metrics_token,
             }),
         })
+    }
+
+    /// The bearer token `/metrics` asks for, if any.
+    pub(crate) fn metrics_token(&self) -> Option<&str> {
+        self.inner.metrics_token.as_deref()
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -152,11 +180,13 @@ pub fn router(state: impl Into<WebState>) -> Router {
         .route("/runs/{id}", get(run_page::run_page))
         .route("/runs/{id}/log", get(run_page::run_log))
         .route("/runs/{id}/artifacts/{name}", get(run_page::artifact))
-        .route("/runs/{id}/decision", post(run_page::decide))
+        .route("/runs/{id}/approve", get(decision::confirm_page))
+        .route("/runs/{id}/decision", post(decision::decide))
+        .route("/runs/{id}/review", post(decision::review))
         .route("/runs/{id}/cancel", post(run_page::cancel))
         .route("/scripts", get(scripts::scripts_page))
         .route("/scripts/{name}", get(scripts::script_page))
-        .route("/scripts/{name}/run", post(scripts::start_run))
+        .route("/scripts/{name}/run", post(run_form::start_run))
         .route("/audit", get(audit_page::audit_page))
         .route(
             "/account/tokens",
@@ -164,10 +194,11 @@ pub fn router(state: impl Into<WebState>) -> Router {
         )
         .route("/account/tokens/{id}/revoke", post(tokens::revoke_token))
         .nest("/api/v1", api::routes())
+        .with_state(state.clone())
+        .merge(crate::runners::router(state.engine().clone()))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::middleware::map_response(error::log_server_errors))
         .layer(axum::middleware::from_fn(metrics::track_http))
-        .with_state(state)
 }
 
 /// No framing, no referrer (audit-link and sign-in tokens live in URLs), no

@@ -117,6 +117,19 @@ fn paths(run_id: &Value, query: &dyn Fn(&str, &str, Value) -> Value, states: &Va
                 }
             }
         },
+        "/runs/{id}/cancel": {
+            "post": {
+                "operationId": "cancelRun",
+                "summary": "Withdraw a run that has not started, or stop a running one.",
+                "parameters": [run_id],
+                "responses": {
+                    "200": json_response("The run was cancelled, or asked to stop.", "ReplyWithRun"),
+                    "401": error_response("No valid API token."),
+                    "404": error_response("No such run, or not one you may see."),
+                    "409": error_response("Refused: not its requester or an approver of its script, or the run has already ended.")
+                }
+            }
+        },
         "/scripts": {
             "get": {
                 "operationId": "listScripts",
@@ -246,13 +259,13 @@ fn components(states: &Value) -> Value {
                 "type": "object", "required": ["name", "type", "required"],
                 "properties": {
                     "name": { "type": "string" },
-                    "type": { "type": "string", "enum": ["string", "int", "bool", "enum", "date"] },
+                    "type": { "type": "string", "enum": ["string", "int", "float", "bool", "enum", "date"] },
                     "required": { "type": "boolean" },
                     "default": { "nullable": true },
                     "description": { "type": "string" },
                     "choices": { "type": "array", "items": { "type": "string" } },
-                    "min": { "type": "integer", "nullable": true },
-                    "max": { "type": "integer", "nullable": true },
+                    "min": { "type": "number", "nullable": true },
+                    "max": { "type": "number", "nullable": true },
                     "pattern": { "type": "string", "nullable": true },
                     "max_len": { "type": "integer", "nullable": true }
                 }

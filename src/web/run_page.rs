@@ -1,13 +1,15 @@
 //! `/runs/{id}`: one run — request, approvals, timeline, outcome, structured
 //! result, log and files — rendered once for both ways in: an audit link
 //! (`?t=…`, that run only, read-only) and a signed-in person who may see it (who
-//! also gets Approve / Deny / Cancel, through the engine like chat).
+//! also gets the decision panel of `decision.rs` and Cancel, through the engine
+//! like chat).
 
 use super::auth::{MaybeViewer, Viewer};
 use super::layout::{
-    page, redirect_with_notice, respond, state_badge, take_notice, time, urlencode,
+    page_refreshing, plural, redirect_with_notice, respond, state_badge, take_notice, time,
+    urlencode,
 };
-use super::{WebError, WebState, view};
+use super::{WebError, WebState, decision, view};
 use crate::clock::{format_duration_ms, format_ms};
 use crate::engine::Engine;
 use crate::store::{Approval, Artifact, AuditEntry, Run};
@@ -21,6 +23,9 @@ use serde::Deserialize;
 
 /// How much of the log the page shows inline; the rest is one click away.
 const PAGE_LOG_BYTES: u64 = 256 * 1024;
+
+/// Seconds between reloads of a queued or running run's page.
+const REFRESH_SECS: u32 = 5;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct TokenQuery {
@@ -102,7 +107,8 @@ pub(super) async fn run_page(
     let approvals = store.approvals(run.id).await?;
     let timeline = store.audit_entries(Some(run.id), 0, 500).await?;
     let artifacts = store.artifacts(run.id).await?;
-    let (log, log_truncated) = read_log_tail(&run).await;
+    let (log, log_truncated) = read_log_tail(engine, &run).await;
+    let (log, progress_lines) = without_progress(&log);
     let notice = match access {
         Access::Person(_) => take_notice(&headers),
         Access::Link(_) => None,
@@ -114,6 +120,7 @@ pub(super) async fn run_page(
         artifacts: &artifacts,
         log: &log,
         log_truncated,
+        progress_lines,
     };
     let body = render(engine, &page_data, &access);
     let title = format!("Run {} · {}", run.id, run.script);
@@ -122,10 +129,23 @@ pub(super) async fn run_page(
         Access::Link(_) => None,
     };
     Ok(respond(
-        page(&title, viewer, notice.as_deref(), body),
+        page_refreshing(
+            &title,
+            viewer,
+            notice.as_deref(),
+            body,
+            refresh_secs(run.state),
+        ),
         notice.is_some(),
         state.secure_cookies(),
     ))
+}
+
+/// How often the page of a run in `state` reloads itself: while the run moves on
+/// its own (queued, running), and never once it is final. A run awaiting approval
+/// does not reload, so a reason being typed into its Deny form is not lost.
+fn refresh_secs(state: RunState) -> Option<u32> {
+    matches!(state, RunState::Queued | RunState::Running).then_some(REFRESH_SECS)
 }
 
 /// Everything one run's page shows.
@@ -136,6 +156,8 @@ struct RunPage<'a> {
     artifacts: &'a [Artifact],
     log: &'a str,
     log_truncated: bool,
+    /// `::progress` lines left out of `log` (the progress shows as progress).
+    progress_lines: usize,
 }
 
 fn render(engine: &Engine, p: &RunPage<'_>, access: &Access) -> Markup {
@@ -147,10 +169,16 @@ fn render(engine: &Engine, p: &RunPage<'_>, access: &Access) -> Markup {
             h1 { "Run " (run.id) ": " code { (run.script) } }
             (state_badge(run.state))
         }
-        @if let Some(pct) = run.progress_pct.filter(|_| run.state == RunState::Running) {
-            p { "Progress: " (pct) "% " (run.progress_text.as_deref().unwrap_or("")) }
+        @if run.state == RunState::Running && (run.progress_pct.is_some() || run.progress_text.is_some()) {
+            p class="progress" {
+                @if let Some(pct) = run.progress_pct {
+                    progress max="100" value=(pct) aria-label="Progress" { (pct) "%" }
+                    " " strong { (pct) "%" } " "
+                }
+                (run.progress_text.as_deref().unwrap_or(""))
+            }
         }
-        @if let Access::Person(v) = access { (actions(engine, run, v)) }
+        @if let Access::Person(v) = access { (actions(engine, run, p.approvals, v)) }
         section {
             h2 { "Request" }
             dl {
@@ -162,13 +190,13 @@ fn render(engine: &Engine, p: &RunPage<'_>, access: &Access) -> Markup {
                 @if run.quorum > 0 {
                     dt { "Approval" }
                     dd {
-                        (p.approvals.iter().filter(|a| a.approve).count()) " of " (run.quorum) " needed"
+                        (p.approvals.iter().filter(|a| a.approve).count()) " of " (plural(run.quorum, "approval", "approvals")) " needed"
                         @if let Some(exp) = run.expires_at.filter(|_| run.state == RunState::AwaitingApproval) {
                             ", expires " (time(exp))
                         }
-                        @if let Some(e) = run.approvers.get("eligible").and_then(|e| e.as_array()).filter(|e| !e.is_empty()) {
+                        @if !run.approvers.eligible.is_empty() {
                             br; span class="muted" { "Who may approve: "
-                                (e.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")) }
+                                (run.approvers.eligible.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")) }
                         }
                         @for a in p.approvals {
                             br;
@@ -219,32 +247,42 @@ fn render(engine: &Engine, p: &RunPage<'_>, access: &Access) -> Markup {
         section {
             h2 { "Log" }
             @if run.log_dropped > 0 {
-                p class="note" { "The log was capped; " (run.log_dropped) " bytes were dropped." }
+                p class="note" { "The log was capped; " (plural(run.log_dropped, "byte was", "bytes were")) " dropped." }
             }
             @if p.log_truncated {
                 p class="note" { "Showing the last 256 KiB. " a href=(format!("/runs/{}/log{q}", run.id)) { "Full log" } }
-            } @else if run.log_path.is_some() {
+            } @else if run.log_path.is_some() || !p.log.is_empty() {
                 p { a href=(format!("/runs/{}/log{q}", run.id)) { "Plain-text log" } }
             }
-            pre class="log" { (p.log) }
+            @if p.progress_lines > 0 {
+                p class="muted" { (plural(p.progress_lines as i64, "progress line is", "progress lines are")) " left out here; the plain-text log has them." }
+            }
+            pre class="log" tabindex="0" role="region" aria-label="Log output" { (p.log) }
         }
     }
 }
 
-/// Approve / Deny / Cancel, as far as the viewer may; the engine decides again.
-fn actions(engine: &Engine, run: &Run, v: &Viewer) -> Markup {
+/// The decision panel and Cancel, as far as the viewer may; the engine decides again.
+fn actions(engine: &Engine, run: &Run, approvals: &[Approval], v: &Viewer) -> Markup {
     let actor = v.actor();
     let decide = view::may_decide(engine, &actor, run);
     let cancel = view::may_cancel(engine, &actor, run);
+    let review = view::may_review(engine, &actor, run);
     html! {
-        @if decide {
-            form class="actions" method="post" action=(format!("/runs/{}/decision", run.id)) {
+        @if let Some(flag) = crate::engine::render::break_glass_text(run) {
+            p class="note" role="status" { strong { (flag) } }
+        }
+        @if review {
+            form class="stack" method="post" action=(format!("/runs/{}/review", run.id)) {
                 input type="hidden" name="csrf" value=(v.csrf());
-                label { "Reason (optional) " input type="text" name="reason" maxlength="500"; }
-                button id="approve" type="submit" name="decision" value="approve" { "Approve" }
-                button id="deny" class="deny" type="submit" name="decision" value="deny" { "Deny" }
+                div class="field" {
+                    label for="review-note" { "Review note (optional)" }
+                    input type="text" id="review-note" name="note" maxlength="500";
+                }
+                div { button type="submit" { "Mark break-glass reviewed" } }
             }
         }
+        @if decide { (decision::panel(run, approvals, v)) }
         @if cancel {
             form class="inline" method="post" action=(format!("/runs/{}/cancel", run.id)) {
                 input type="hidden" name="csrf" value=(v.csrf());
@@ -284,6 +322,12 @@ fn timeline_label(e: &AuditEntry) -> String {
         ),
         "approval.refused" => format!("Decision refused{reason}"),
         "run.cancel_requested" => "Cancel requested".into(),
+        "policy.bypassed" => format!("Break-glass: started without approval{reason}"),
+        "policy.reviewed" => format!(
+            "Break-glass reviewed{}",
+            detail("note").map(|n| format!(": {n}")).unwrap_or_default()
+        ),
+        "policy.review_overdue" => "Break-glass review overdue: posted again".into(),
         "run.refused" => format!("Refused{reason}"),
         "run.rejected" => format!("Rejected{reason}"),
         a if a.starts_with("run.") => {
@@ -297,12 +341,29 @@ fn timeline_label(e: &AuditEntry) -> String {
     }
 }
 
-/// A structured result as a table: an object's keys, or a list of objects' columns.
+/// A structured result as a table: a `table` (docs/results.md) with the other
+/// keys as facts above it, an object's keys, or a list of objects' columns.
 fn result_table(v: &serde_json::Value) -> Markup {
     let cell = |v: &serde_json::Value| match v {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     };
+    if let Some(view) = execgov_chat::result::ResultView::with_table(v) {
+        return html! {
+            h3 { "Result" }
+            @if !view.fields.is_empty() {
+                table class="result" { @for (k, v) in &view.fields { tr { th scope="row" { (k) } td { (v) } } } }
+            }
+            @if let Some(t) = &view.table {
+                div class="scroll" {
+                    table class="result" {
+                        thead { tr { @for c in &t.columns { th scope="col" { (c) } } } }
+                        tbody { @for r in &t.rows { tr { @for c in r { td { (c) } } } } }
+                    }
+                }
+            }
+        };
+    }
     html! {
         h3 { "Result" }
         div class="scroll" {
@@ -323,22 +384,33 @@ fn result_table(v: &serde_json::Value) -> Markup {
 
 /// The log's last [`PAGE_LOG_BYTES`], ANSI codes stripped. Secrets were masked when
 /// the log was written, so they stay masked here.
-async fn read_log_tail(run: &Run) -> (String, bool) {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    let Some(path) = &run.log_path else {
-        return (String::from("(no log yet)"), false);
-    };
-    let Ok(mut f) = tokio::fs::File::open(path).await else {
-        return (String::from("(the log file is not on this server)"), false);
-    };
-    let len = f.metadata().await.map(|m| m.len()).unwrap_or(0);
-    let start = len.saturating_sub(PAGE_LOG_BYTES);
-    if f.seek(std::io::SeekFrom::Start(start)).await.is_err() {
-        return (String::new(), false);
+async fn read_log_tail(engine: &Engine, run: &Run) -> (String, bool) {
+    match crate::runs_data::log_tail(engine, run, PAGE_LOG_BYTES).await {
+        Ok(Some((bytes, cut))) => (strip_ansi(&String::from_utf8_lossy(&bytes)), cut),
+        Ok(None) => (String::from("(no log yet)"), false),
+        Err(e) => {
+            tracing::warn!(run_id = %run.id, error = %e, "reading a run's log failed");
+            (String::from("(the log could not be read)"), false)
+        }
     }
-    let mut buf = Vec::with_capacity((len - start) as usize);
-    let _ = f.read_to_end(&mut buf).await;
-    (strip_ansi(&String::from_utf8_lossy(&buf)), start > 0)
+}
+
+/// The log without its `::progress` lines (as the runner recognises them: the
+/// word alone or followed by whitespace), and how many there were.
+fn without_progress(log: &str) -> (String, usize) {
+    let mut kept = String::with_capacity(log.len());
+    let mut dropped = 0;
+    for line in log.split_inclusive('\n') {
+        let is_progress = line
+            .strip_prefix("::progress")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace));
+        if is_progress {
+            dropped += 1;
+        } else {
+            kept.push_str(line);
+        }
+    }
+    (kept, dropped)
 }
 
 /// Removes ANSI escape sequences (colours, cursor moves) from log text.
@@ -358,12 +430,9 @@ pub(super) async fn run_log(
     MaybeViewer(viewer): MaybeViewer,
 ) -> Result<Response, WebError> {
     let (run, _) = authorise(state.engine(), &id, &q, viewer).await?;
-    let path = run
-        .log_path
+    let body = crate::runs_data::log_all(state.engine(), &run)
+        .await?
         .ok_or_else(|| WebError::NotFound("this run has no log yet".into()))?;
-    let body = tokio::fs::read(&path)
-        .await
-        .map_err(|_| WebError::NotFound("the log file is not on this server".into()))?;
     let text = strip_ansi(&String::from_utf8_lossy(&body));
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
@@ -382,9 +451,9 @@ pub(super) async fn artifact(
         .into_iter()
         .find(|a| a.name == name)
         .ok_or_else(|| WebError::NotFound(format!("run {} has no file `{name}`", run.id)))?;
-    let body = tokio::fs::read(&a.path)
-        .await
-        .map_err(|_| WebError::NotFound("the file is not on this server".into()))?;
+    let body = crate::runs_data::artifact_bytes(engine, &a)
+        .await?
+        .ok_or_else(|| WebError::NotFound("the file's contents are not kept any more".into()))?;
     let safe: String = a
         .name
         .chars()
@@ -402,46 +471,6 @@ pub(super) async fn artifact(
         body,
     )
         .into_response())
-}
-
-#[derive(Debug, Deserialize)]
-pub(super) struct DecisionForm {
-    csrf: Option<String>,
-    decision: Option<String>,
-    reason: Option<String>,
-}
-
-/// `POST /runs/{id}/decision`: approve or deny through `Engine::decide`.
-pub(super) async fn decide(
-    State(state): State<WebState>,
-    Path(id): Path<String>,
-    viewer: Viewer,
-    Form(f): Form<DecisionForm>,
-) -> Result<Response, WebError> {
-    viewer.check_csrf(f.csrf.as_deref())?;
-    let engine = state.engine();
-    let id = RunId::parse(&id).map_err(|_| WebError::NotFound(format!("no run {id}")))?;
-    let actor = viewer.actor();
-    view::visible_run(engine, &actor, id).await?;
-    let approve = match f.decision.as_deref() {
-        Some("approve") => true,
-        Some("deny") => false,
-        _ => {
-            return Err(WebError::BadRequest(
-                "decision must be `approve` or `deny`".into(),
-            ));
-        }
-    };
-    let reason = f
-        .reason
-        .map(|r| r.trim().to_string())
-        .filter(|r| !r.is_empty());
-    let reply = engine.decide(&actor, id, approve, reason).await?;
-    Ok(redirect_with_notice(
-        &format!("/runs/{id}"),
-        &reply.text,
-        state.secure_cookies(),
-    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -467,4 +496,20 @@ pub(super) async fn cancel(
         &reply.text,
         state.secure_cookies(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines_are_left_out_of_the_log_view() {
+        let log = "start\n::progress 40 Exporting rows\n::progress\n::progressive is output\nend ::progress 5\n::progress 100";
+        let (kept, dropped) = without_progress(log);
+        assert_eq!(
+            kept, "start\n::progressive is output\nend ::progress 5\n",
+            "only whole ::progress lines go, as the runner reads them"
+        );
+        assert_eq!(dropped, 3);
+    }
 }

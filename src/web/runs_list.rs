@@ -3,7 +3,7 @@
 //! range scan however many runs there are.
 
 use super::auth::Viewer;
-use super::layout::{page, state_badge, time, urlencode};
+use super::layout::{page, state_badge, time_short, urlencode};
 use super::{WebError, WebState, view};
 use crate::clock::format_duration_ms;
 use crate::engine::Engine;
@@ -52,12 +52,11 @@ fn day_start_ms(day: &str, what: &str) -> Result<i64, WebError> {
 }
 
 impl ListParams {
-    /// The store query these filters mean for a viewer (`person`, `admin`).
+    /// The store query these filters mean for `viewer`.
     pub(super) fn to_query(
         &self,
         engine: &Engine,
-        person: &crate::types::PersonId,
-        admin: bool,
+        viewer: &crate::types::Actor,
     ) -> Result<RunQuery, WebError> {
         let state = match given(&self.state) {
             Some(s) => Some(RunState::parse(s).ok_or_else(|| {
@@ -86,7 +85,7 @@ impl ListParams {
             to_ms,
             before,
             limit: self.limit.unwrap_or(PAGE_SIZE).clamp(1, 200),
-            visible: view::visibility(engine, person, admin),
+            visible: view::visibility(engine, viewer),
         })
     }
 
@@ -120,7 +119,7 @@ pub(super) async fn runs_page(
     Query(params): Query<ListParams>,
 ) -> Result<Markup, WebError> {
     let engine = state.engine();
-    let query = params.to_query(engine, &viewer.person, viewer.admin)?;
+    let query = params.to_query(engine, &viewer.actor())?;
     let actor = viewer.actor();
     let fetched = engine.store().query_runs(&query).await?;
     let next = (fetched.len() as i64 >= query.limit)
@@ -131,23 +130,24 @@ pub(super) async fn runs_page(
         .into_iter()
         .filter(|r| engine.may_view(&actor, r))
         .collect();
+    let now = engine.now();
     let body = html! {
         h1 { "Runs" }
         @if !viewer.admin { p class="muted" { "Runs you asked for, and runs of scripts you may run or approve." } }
         (filters(engine, &params))
         div class="scroll" {
-            table class="runs" {
+            table class="runs cards" {
                 thead { tr { th { "Run" } th { "Script" } th { "State" } th { "Requested by" } th { "Where" } th { "Requested" } th { "Duration" } } }
                 tbody {
                     @for r in &runs {
                         tr class="row" {
-                            td { a href=(format!("/runs/{}", r.id)) { "#" (r.id) } }
-                            td { a href=(format!("/scripts/{}", urlencode(&r.script))) { (r.script) } }
-                            td { (state_badge(r.state)) }
-                            td { (r.requester_person.as_deref().unwrap_or(&r.requester)) }
-                            td { (crate::engine::render::place_text(r)) }
-                            td { (time(r.created_at)) }
-                            td { @if let (Some(s), Some(f)) = (r.started_at, r.finished_at) { (format_duration_ms(f - s)) } }
+                            td data-label="Run" { a href=(format!("/runs/{}", r.id)) { "#" (r.id) } }
+                            td data-label="Script" { a href=(format!("/scripts/{}", urlencode(&r.script))) { (r.script) } }
+                            td data-label="State" { (state_badge(r.state)) }
+                            td data-label="Requested by" { (r.requester_person.as_ref().map_or(r.requester.as_str(), |p| p.as_str())) }
+                            td data-label="Where" { (crate::engine::render::place_text(r)) }
+                            td data-label="Requested" { (time_short(r.created_at, now)) }
+                            td data-label="Duration" { @if let (Some(s), Some(f)) = (r.started_at, r.finished_at) { (format_duration_ms(f - s)) } }
                         }
                     }
                 }

@@ -62,13 +62,13 @@ async fn render(
         }
         h2 { "Your tokens" }
         @if tokens.is_empty() { p class="muted" { "None yet." } } @else {
-            div class="scroll" { table {
-                thead { tr { th { "Name" } th { "Created" } th { "Last used" } th { "" } } }
+            div class="scroll" { table class="cards" {
+                thead { tr { th { "Name" } th { "Created" } th { "Last used" } th { "State" } } }
                 tbody { @for t in &tokens { tr {
-                    td { (t.name) }
-                    td { (time(t.created_at)) }
-                    td { @if let Some(u) = t.last_used_at { (time(u)) } @else { span class="muted" { "never" } } }
-                    td {
+                    td data-label="Name" class="wrap" { (t.name) }
+                    td data-label="Created" { (time(t.created_at)) }
+                    td data-label="Last used" { @if let Some(u) = t.last_used_at { (time(u)) } @else { span class="muted" { "never" } } }
+                    td data-label="State" {
                         @if let Some(r) = t.revoked_at { span class="muted" { "revoked " (time(r)) } } @else {
                             form class="inline" method="post" action=(format!("/account/tokens/{}/revoke", t.id)) {
                                 input type="hidden" name="csrf" value=(viewer.csrf());

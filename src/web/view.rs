@@ -3,41 +3,20 @@
 
 use super::WebError;
 use crate::engine::Engine;
-use crate::manifest::{Manifest, Principal};
+use crate::manifest::Manifest;
 use crate::policy;
 use crate::store::web::Visibility;
 use crate::store::{Run, StoreError};
-use crate::types::{Actor, PersonId, Place, Platform, RunId, RunState};
+use crate::types::{Actor, Place, Platform, RunId};
 
 /// Where web requests come from, for policy and `[channels]`: `web:local`.
 pub fn web_place() -> Place {
     Place::new(Platform::Web, "local")
 }
 
-/// The SQL form of `Engine::may_view` for listings: everything for admins, else the
-/// person's own runs and every run of a script they may run or approve (named as a
-/// person or through a group; `anyone` does not count, as in `may_view`).
-pub(super) fn visibility(engine: &Engine, person: &PersonId, admin: bool) -> Visibility {
-    if admin {
-        return Visibility::All;
-    }
-    let config = engine.config();
-    let scripts = engine
-        .catalog()
-        .iter()
-        .filter(|m| {
-            m.access
-                .run
-                .iter()
-                .chain(m.approval.iter().flat_map(|a| a.approvers.iter()))
-                .any(|p| !matches!(p, Principal::Anyone) && p.includes(Some(person), config))
-        })
-        .map(|m| m.name.to_string())
-        .collect();
-    Visibility::Person {
-        person: person.to_string(),
-        scripts,
-    }
+/// The SQL form of `Engine::may_view` for listings (see [`policy::visibility`]).
+pub(super) fn visibility(engine: &Engine, actor: &Actor) -> Visibility {
+    policy::visibility(engine.config(), &engine.catalog(), actor)
 }
 
 /// The run, if it exists and `actor` may see it. Otherwise the same 404 either way,
@@ -57,28 +36,27 @@ pub(super) async fn visible_run(
 
 /// Whether `actor` may approve or deny `run` now (the engine checks again).
 pub(super) fn may_decide(engine: &Engine, actor: &Actor, run: &Run) -> bool {
-    if run.state != RunState::AwaitingApproval {
-        return false;
-    }
-    let requester = run.requester_person.clone().map(PersonId);
-    engine
-        .manifest(&run.script)
-        .is_some_and(|m| policy::may_decide(engine.config(), &m, actor, requester.as_ref()).is_ok())
+    let manifest = engine.governing(run);
+    policy::may_decide_now(
+        engine.config(),
+        manifest.as_ref(),
+        actor,
+        run.requester_person.as_ref(),
+        run.state,
+    )
 }
 
 /// Whether `actor` may cancel `run`: its requester or an approver of its script,
 /// while it has not finished (the engine checks again).
 pub(super) fn may_cancel(engine: &Engine, actor: &Actor, run: &Run) -> bool {
-    if run.state.is_final() {
-        return false;
-    }
-    let Some(person) = actor.person() else {
-        return false;
-    };
-    run.requester_person.as_deref() == Some(person.as_str())
-        || engine
-            .manifest(&run.script)
-            .is_some_and(|m| policy::may_decide(engine.config(), &m, actor, None).is_ok())
+    let manifest = engine.governing(run);
+    !run.state.is_final()
+        && policy::may_cancel(
+            engine.config(),
+            manifest.as_ref(),
+            actor,
+            run.requester_person.as_ref(),
+        )
 }
 
 /// Whether `actor` may ask for `manifest` from the web.
@@ -89,14 +67,12 @@ pub(super) fn may_run(engine: &Engine, actor: &Actor, manifest: &Manifest) -> po
 /// The next `n` firings of each schedule of `manifest`, formatted in the schedule's
 /// own time zone.
 pub(super) fn next_fires(s: &crate::manifest::Schedule, n: usize) -> Vec<String> {
-    match s.cron_schedule() {
-        Ok(c) => c
-            .upcoming(s.timezone)
-            .take(n)
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S %Z").to_string())
-            .collect(),
-        Err(_) => Vec::new(),
-    }
+    use crate::clock::Clock;
+    crate::scheduler::FireTimes::of(s)
+        .upcoming(crate::clock::SystemClock.now_ms(), n)
+        .into_iter()
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S %Z").to_string())
+        .collect()
 }
 
 /// `key=value` pairs as a person would type them.
@@ -105,4 +81,15 @@ pub(super) fn args_text(args: &crate::manifest::Args) -> String {
         .map(|(k, v)| format!("{k}={}", crate::command::quote_if_needed(&v.to_arg())))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Whether `actor` may review break-glass `run` now: it bypassed approval, is
+/// not reviewed yet, and `actor` is one of its approvers other than its
+/// requester (the engine checks again).
+pub(super) fn may_review(engine: &Engine, actor: &Actor, run: &Run) -> bool {
+    run.break_glass.is_some()
+        && run.reviewed_by.is_none()
+        && engine.governing(run).is_some_and(|m| {
+            policy::may_decide(engine.config(), &m, actor, run.requester_person.as_ref()).is_ok()
+        })
 }

@@ -1,5 +1,6 @@
-//! The CLI as a user drives it: the README's walk-through on the bundled demo
-//! (run, approve as another person, show, audit verify, tampering caught),
+//! The CLI as a user drives it without a server (it runs the pool itself): the
+//! bundled demo (run, approve as another person, show, audit verify, tampering
+//! caught; `readme.rs` checks the README's walk-through against `serve`),
 //! shell metacharacters staying one literal argument, `--as` only where the
 //! config allows it, and `check` naming file and line.
 
@@ -7,7 +8,7 @@ use crate::helpers::*;
 use std::path::Path;
 use std::process::Output;
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -89,7 +90,7 @@ fn walkthrough_on_the_bundled_demo() {
     let o = execgov(&cfg, &["approve", "2", "--as", "alice"]);
     assert_eq!(
         o.status.code(),
-        Some(2),
+        Some(77),
         "the requester may not approve: {}",
         text(&o)
     );
@@ -97,7 +98,7 @@ fn walkthrough_on_the_bundled_demo() {
     let o = execgov(&cfg, &["approve", "2", "--as", "carol"]);
     assert_eq!(
         o.status.code(),
-        Some(2),
+        Some(77),
         "carol is no approver: {}",
         text(&o)
     );
@@ -190,7 +191,7 @@ async fn as_is_refused_unless_the_config_allows_impersonation() {
     )
     .unwrap();
     let o = execgov(&env.config_path(), &["run", "echo-args", "--as", "alice"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(77), "{}", text(&o));
     assert!(
         text(&o).contains("impersonation"),
         "says which setting: {}",
@@ -213,4 +214,79 @@ async fn check_names_file_and_line() {
         "file:line of the unknown key: {}",
         text(&o)
     );
+}
+
+/// `run --wait` exits with the script's own code when it ran to its end, 124
+/// when it timed out, 77 when refused, 64 for a usage error; `status`, `help
+/// SCRIPT` and `--json` answer as chat does, in one JSON document.
+#[tokio::test]
+async fn exit_codes_status_help_and_json() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let m = env.path().join("manifests");
+    std::fs::write(
+        m.join("exits.toml"),
+        "name = \"exits\"\ndescription = \"exits with its code\"\n\
+         command = [\"sh\", \"-c\", \"sleep $0; exit $1\", \"{secs}\", \"{code}\"]\ntimeout = \"2s\"\n\
+         [[param]]\nname = \"code\"\ntype = \"int\"\n\
+         [[param]]\nname = \"secs\"\ntype = \"int\"\ndefault = 0\n\
+         [access]\nrun = [\"anyone\"]\n",
+    )
+    .unwrap();
+    let cfg = env.config_path();
+    let o = execgov(&cfg, &["run", "exits", "code=3", "--wait", "--as", "alice"]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "the script's own code: {}",
+        text(&o)
+    );
+    let o = execgov(&cfg, &["run", "exits", "code=0", "--wait", "--as", "alice"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = execgov(
+        &cfg,
+        &[
+            "run", "exits", "code=0", "secs=30", "--wait", "--as", "alice",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(124), "timed out: {}", text(&o));
+    let o = execgov(&cfg, &["run", "exits", "code", "--as", "alice"]);
+    assert_eq!(o.status.code(), Some(64), "not key=value: {}", text(&o));
+    let o = execgov(&cfg, &["run", "nosuch", "--as", "alice"]);
+    assert_eq!(o.status.code(), Some(77), "refused: {}", text(&o));
+
+    let o = execgov(&cfg, &["status", "1", "--as", "alice"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("run 1") && text(&o).contains("failed"),
+        "{}",
+        text(&o)
+    );
+    let o = execgov(&cfg, &["help", "exits"]);
+    assert!(
+        o.status.success() && text(&o).contains("code"),
+        "{}",
+        text(&o)
+    );
+    let o = execgov(&cfg, &["help"]);
+    assert!(
+        text(&o).contains("Exit codes"),
+        "--help documents them: {}",
+        text(&o)
+    );
+
+    let o = execgov(&cfg, &["runs", "--json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON document");
+    assert_eq!(runs.as_array().map(Vec::len), Some(3), "{runs}");
+    assert_eq!(runs[0]["state"], "timed_out");
+    let o = execgov(&cfg, &["list", "--json"]);
+    let scripts: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let exits = scripts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "exits")
+        .expect("listed");
+    assert_eq!(exits["params"][0]["type"], "int");
+    let o = execgov(&cfg, &["schedules", "--json"]);
+    let _: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
 }

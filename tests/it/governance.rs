@@ -144,11 +144,15 @@ both_backends!(an_expired_request_never_runs, |b| async move {
         .await
         .unwrap();
     let stop = tokio_util::sync::CancellationToken::new();
-    let pool = execgov::pool::Pool::new(
+    let pool = execgov::runner::Local::new(
         engine.clone(),
-        execgov::pool::PoolOptions::from_engine(&engine),
+        execgov::runner::LocalOptions::from_engine(&engine),
     );
-    tokio::spawn(pool.run_until_stopped(stop.clone()));
+    tokio::spawn(execgov::runners::maintain_until_stopped(
+        engine.clone(),
+        stop.clone(),
+    ));
+    tokio::spawn(pool.run_until_stopped(None, stop.clone()));
     let marker = env.path().join("marker");
     let run = say(
         &engine,

@@ -136,16 +136,28 @@ pub const SCRIPTS: &[(&str, &str)] = &[
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
     pub database_url: String,
+    /// Drops the PostgreSQL schema with the environment.
+    _schema: Option<execgov::store::testing::Guard>,
 }
 
 impl TestEnv {
     pub async fn new(backend: Backend) -> TestEnv {
         let dir = tempfile::tempdir().expect("temp dir");
-        let database_url = match backend {
-            Backend::Sqlite => format!("sqlite://{}/data/execgov.db", dir.path().display()),
-            Backend::Postgres => execgov::store::testing::fresh_postgres_url().await,
+        let (database_url, schema) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}/data/execgov.db", dir.path().display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let guard = execgov::store::testing::fresh_database("postgres").await;
+                (guard.url().to_string(), Some(guard))
+            }
         };
-        let env = TestEnv { dir, database_url };
+        let env = TestEnv {
+            dir,
+            database_url,
+            _schema: schema,
+        };
         let m = env.path().join("manifests");
         std::fs::create_dir_all(m.join("scripts")).unwrap();
         for (name, text) in MANIFESTS {
@@ -212,14 +224,24 @@ impl Drop for Running {
 }
 
 pub async fn start(backend: Backend) -> Running {
+    start_with(backend, |_| {}).await
+}
+
+/// Like [`start`], with `setup` called on the test folder (manifests, scripts)
+/// before the engine loads the manifests.
+pub async fn start_with(backend: Backend, setup: impl FnOnce(&Path)) -> Running {
     let env = TestEnv::new(backend).await;
+    setup(env.path());
     let engine = env.engine().await;
     let stop = CancellationToken::new();
-    let mut opts = execgov::pool::PoolOptions::from_engine(&engine);
-    opts.poll = Duration::from_millis(100);
+    let opts = execgov::runner::LocalOptions::from_engine(&engine);
     let pool = tokio::spawn(
-        execgov::pool::Pool::new(engine.clone(), opts).run_until_stopped(stop.clone()),
+        execgov::runner::Local::new(engine.clone(), opts).run_until_stopped(None, stop.clone()),
     );
+    tokio::spawn(execgov::runners::maintain_until_stopped(
+        engine.clone(),
+        stop.clone(),
+    ));
     Running {
         engine,
         env,

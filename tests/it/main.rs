@@ -2,14 +2,24 @@
 
 mod helpers;
 
+mod audit_cli;
+mod break_glass;
 mod browser;
 mod cli;
+mod cli_as;
+mod durability;
 mod governance;
 mod manifests;
 mod matrix;
 mod multiprocess;
 mod notify;
+mod ops;
+mod python;
+mod python_init;
+mod readme;
+mod rules;
 mod runner;
+mod runners;
 mod schedules;
 mod slack;
 mod store;

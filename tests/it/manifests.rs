@@ -99,7 +99,7 @@ const BROKEN: &[(&str, &str, usize, &str)] = &[
     ),
     (
         "unknown key in [[schedule]]",
-        "name = \"x\"\ncommand = [\"echo\"]\n[[schedule]]\ncron = \"0 0 6 * * *\"\ntz = \"UTC\"\n",
+        "name = \"x\"\ncommand = [\"echo\"]\n[[schedule]]\ncron = \"0 6 * * *\"\ntz = \"UTC\"\n",
         5,
         "unknown key `tz` in [[schedule]]",
     ),
@@ -191,7 +191,7 @@ const BROKEN: &[(&str, &str, usize, &str)] = &[
         "constraint for another type",
         "name = \"x\"\ncommand = [\"echo\", \"{s}\"]\n[[param]]\nname = \"s\"\nmin = 1\n",
         5,
-        "`min` applies only to type \"int\"",
+        "`min` applies only to types \"int\" and \"float\"",
     ),
     (
         "unknown group in access",
@@ -225,15 +225,33 @@ const BROKEN: &[(&str, &str, usize, &str)] = &[
     ),
     (
         "unknown group to notify",
-        "name = \"x\"\ncommand = [\"echo\"]\n[[schedule]]\ncron = \"0 0 6 * * *\"\nnotify_on_failure = [\"group:nobody\"]\n",
+        "name = \"x\"\ncommand = [\"echo\"]\n[[schedule]]\ncron = \"0 6 * * *\"\nnotify_on_failure = [\"group:nobody\"]\n",
         5,
         "unknown group `nobody`",
     ),
     (
         "unknown channel to post to",
-        "name = \"x\"\ncommand = [\"echo\"]\n[[schedule]]\ncron = \"0 0 6 * * *\"\npost_to = [\"report\"]\n",
+        "name = \"x\"\ncommand = [\"echo\"]\n[[schedule]]\ncron = \"0 6 * * *\"\npost_to = [\"report\"]\n",
         5,
         "unknown channel `report`",
+    ),
+    (
+        "anyone as an approver: nobody could approve",
+        "name = \"x\"\ncommand = [\"echo\"]\nrisk = \"high\"\n[approval]\napprovers = [\"group:sre\",\n  \"anyone\"]\n",
+        6,
+        "`anyone` cannot approve: approval by anyone is no approval",
+    ),
+    (
+        "a script missing beside the manifest",
+        "name = \"x\"\ncommand = [\n  \"sh\",\n  \"scripts/cleanup.sh\",\n]\n",
+        4,
+        "`scripts/cleanup.sh` does not exist: relative paths resolve against the manifest's folder, so it was looked for at ",
+    ),
+    (
+        "a program path missing beside the manifest",
+        "name = \"x\"\ncommand = [\"bin/cleanup\"]\n",
+        2,
+        "`bin/cleanup` does not exist: relative paths resolve against the manifest's folder",
     ),
     (
         "quorum zero",
@@ -248,32 +266,50 @@ const BROKEN: &[(&str, &str, usize, &str)] = &[
         "quorum 3 is more than the 2 people the approvers name",
     ),
     (
-        "cron without seconds",
-        "name = \"x\"\ncommand = [\"echo\"]\n[[schedule]]\ncron = \"0 6 * * *\"\n",
+        "cron with four fields",
+        "name = \"x\"\ncommand = [\"echo\"]\n[[schedule]]\ncron = \"0 6 * *\"\n",
         4,
-        "the seconds field is required",
+        "bad cron expression `0 6 * *`: 4 fields; crontab has 5 fields, `minute hour day-of-month month day-of-week`",
     ),
     (
         "cron with an impossible hour",
         "name = \"x\"\ncommand = [\"echo\"]\n[[schedule]]\ncron = \"0 0 66 * * *\"\n",
         4,
-        "bad cron expression `0 0 66 * * *`",
+        "bad cron expression `0 0 66 * * *`: hour field `66`: 66 is more than 23; hour accepts 0-23",
+    ),
+    (
+        "cron with weekday 8",
+        "name = \"x\"\ncommand = [\"echo\"]\n[[schedule]]\ncron = \"0 9 * * 1-8\"\n",
+        4,
+        "day-of-week field `1-8`: 8 is more than 7; day-of-week accepts 0-7 (0 and 7 are Sunday) or SUN-SAT",
+    ),
+    (
+        "cron with a weekday name in the month field",
+        "name = \"x\"\ncommand = [\"echo\"]\n[[schedule]]\ncron = \"0 9 * MON *\"\n",
+        4,
+        "month field `MON`: `MON` (a weekday name) is not a month value",
+    ),
+    (
+        "cron that never fires",
+        "name = \"x\"\ncommand = [\"echo\"]\n[[schedule]]\ncron = \"0 9 30 2 *\"\n",
+        4,
+        "it never fires: day-of-month `30` never comes in month `2`",
     ),
     (
         "unknown timezone",
-        "name = \"x\"\ncommand = [\"echo\"]\n[[schedule]]\ncron = \"0 0 6 * * *\"\ntimezone = \"Mars/Olympus\"\n",
+        "name = \"x\"\ncommand = [\"echo\"]\n[[schedule]]\ncron = \"0 6 * * *\"\ntimezone = \"Mars/Olympus\"\n",
         5,
         "unknown timezone `Mars/Olympus`",
     ),
     (
         "schedule args that fail the params",
-        "name = \"x\"\ncommand = [\"echo\", \"{days}\"]\n[[param]]\nname = \"days\"\ntype = \"int\"\nmax = 365\n[[schedule]]\ncron = \"0 0 6 * * *\"\nargs = { days = 400 }\n",
+        "name = \"x\"\ncommand = [\"echo\", \"{days}\"]\n[[param]]\nname = \"days\"\ntype = \"int\"\nmax = 365\n[[schedule]]\ncron = \"0 6 * * *\"\nargs = { days = 400 }\n",
         9,
         "schedule args: parameter `days`: must be at most 365",
     ),
     (
         "schedule args missing a required param",
-        "name = \"x\"\ncommand = [\"echo\", \"{days}\"]\n[[param]]\nname = \"days\"\ntype = \"int\"\n[[schedule]]\ncron = \"0 0 6 * * *\"\nargs = {}\n",
+        "name = \"x\"\ncommand = [\"echo\", \"{days}\"]\n[[param]]\nname = \"days\"\ntype = \"int\"\n[[schedule]]\ncron = \"0 6 * * *\"\nargs = {}\n",
         8,
         "missing required parameter `days`",
     ),
@@ -316,6 +352,29 @@ fn every_broken_manifest_is_reported_at_its_line() {
         "the table covers at least 15 kinds of mistake"
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A missing script is reported where it was looked for: beside the manifest,
+/// wherever `check` runs from; words that only look like paths are not scripts.
+#[test]
+fn a_missing_script_is_reported_at_the_path_it_resolves_to() {
+    let (_, diagnostics, dir) = load(&[(
+        "broken.toml",
+        "name = \"x\"\ncommand = [\"python3\", \"scripts/export.py\", \"--out=reports/a.sh\", \"s3/bucket\", \"echo hi > x.sh\"]\n",
+    )]);
+    let want = dir.path().join("scripts/export.py");
+    assert_eq!(diagnostics.len(), 1, "only the script: {diagnostics:#?}");
+    assert!(
+        diagnostics[0]
+            .message
+            .ends_with(&format!("looked for at {}", want.display())),
+        "the manifest-relative path: {diagnostics:#?}"
+    );
+    std::fs::create_dir_all(dir.path().join("scripts")).unwrap();
+    std::fs::write(&want, "print('ok')\n").unwrap();
+    let (catalog, diagnostics) = load_catalog(dir.path(), &people_config());
+    assert!(diagnostics.is_empty(), "present now: {diagnostics:#?}");
+    assert_eq!(catalog.len(), 1);
 }
 
 #[test]

@@ -326,6 +326,7 @@ notify_on_failure = ["person:bob", "group:sre"]
             &manifest,
             args,
             Some("nightly/night@1".into()),
+            execgov::store::Durability::Relaxed,
         )
         .await
         .unwrap();

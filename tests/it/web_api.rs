@@ -105,7 +105,7 @@ both_backends!(
         let id = RunId(r.json()["run"]["id"].as_i64().unwrap());
         let run = wait_final(&app.engine, id).await;
         assert_eq!(run.state, RunState::Succeeded);
-        assert_eq!(run.place["platform"], "web");
+        assert_eq!(run.place.platform, execgov::types::Platform::Web);
 
         let r = c.get_bearer(&format!("/api/v1/runs/{id}"), &alice).await;
         assert_eq!(r.status, 200, "{}", r.body);

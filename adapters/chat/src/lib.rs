@@ -10,6 +10,13 @@
 //! - [`Inbound`]: one verified event from a platform.
 //! - [`Outbound`], [`MessageRef`]: what the engine asks an adapter to post or edit.
 //! - [`ChatAdapter`]: the trait each adapter implements, held as `Arc<dyn ChatAdapter>`.
+//! - [`cap_echoes`] (`echo.rs`): what a person typed, shortened where an answer repeats it.
+//! - [`result`]: a run's result read as facts and a table, for every renderer.
+
+mod echo;
+pub mod result;
+
+pub use echo::{MAX_ANSWER_CHARS, MAX_ECHO_CHARS, cap_echoes};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -176,6 +183,11 @@ pub struct RunView {
     pub reason: Option<String>,
     /// The end of the (masked) output.
     pub output_tail: Option<String>,
+    /// The run's whole stored log (masked, and capped as the store caps it),
+    /// on a finished run's result only: what an adapter that shows only
+    /// `output_tail` attaches as a file. `None`: not loaded, or no log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_output: Option<String>,
     /// The structured result the script wrote, if any.
     pub result: Option<serde_json::Value>,
     pub audit_link: String,
@@ -191,6 +203,10 @@ pub struct RunView {
     /// run's `notify_on_failure`); adapters mention those on their platform.
     #[serde(default)]
     pub mentions: Vec<PlatformUser>,
+    /// A mark the run carries everywhere it is shown, such as a break-glass
+    /// run not reviewed yet; adapters show it prominently.
+    #[serde(default)]
+    pub flag: Option<String>,
 }
 
 /// An approval request as chat shows it.
@@ -279,6 +295,9 @@ pub fn status_line(run: &RunView) -> String {
     if let Some(r) = &run.reason {
         out.push_str(&format!(": {r}"));
     }
+    if let Some(flag) = &run.flag {
+        out.push_str(&format!(" [{flag}]"));
+    }
     out
 }
 
@@ -343,6 +362,12 @@ pub trait InboundHandler: Send + Sync {
     async fn handle(&self, inbound: Inbound) -> InboundReply;
     /// Records an event id durably; `false` when it was seen before (a retry).
     async fn first_time(&self, event_id: &str) -> bool;
+    /// An event the adapter refused before it could become a command (a slash
+    /// command that is not valid UTF-8): the core audits it like its own
+    /// refusals. `reason` is worded for people; the input itself is not passed.
+    async fn refused(&self, actor: &PlatformUser, place: &Place, reason: &str) {
+        let _ = (actor, place, reason);
+    }
 }
 
 /// The port every platform adapter implements for output.

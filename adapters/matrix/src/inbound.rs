@@ -9,6 +9,7 @@ use crate::render::RUN_ID_FIELD;
 use execgov_chat::{Inbound, InboundContent, Place, Platform, PlatformUser};
 use matrix_sdk::Room;
 use matrix_sdk::deserialized_responses::TimelineEvent;
+use matrix_sdk::ruma::events::Mentions;
 use matrix_sdk::ruma::events::room::member::MembershipState;
 use matrix_sdk::ruma::events::room::message::{
     MessageType, OriginalSyncRoomMessageEvent, Relation,
@@ -51,17 +52,43 @@ pub(crate) fn reaction_decision(key: &str) -> Option<Decision> {
     }
 }
 
+/// Whether a message mentions the bot, as its sender's client said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mentioned {
+    /// `m.mentions.user_ids` has the bot.
+    Yes,
+    /// The event has `m.mentions` without the bot: its name in the text is
+    /// someone talking about it, not to it.
+    No,
+    /// No `m.mentions` (an older client): the text decides.
+    Unsaid,
+}
+
+impl Mentioned {
+    /// From an event's `m.mentions`, if it has one.
+    pub(crate) fn of(mentions: Option<&Mentions>, own: &UserId) -> Mentioned {
+        match mentions {
+            Some(m) if m.user_ids.contains(own) => Mentioned::Yes,
+            Some(_) => Mentioned::No,
+            None => Mentioned::Unsaid,
+        }
+    }
+}
+
 /// The command in a message body, with whether its prefix meant "run".
 ///
 /// - `!approve …` / `!deny …` → `approve …` / `deny …` (never implicit run);
 /// - `<prefix> rest` (`!run report-export month=2026-10`) → `rest`, implicit run;
-/// - the bot's name or id, then `:`/`,`/space, then a command → the command;
+/// - a mention of the bot (`m.mentions`; for clients without it, the bot's
+///   name or id, then `:`/`,`/space), then a command → the command, its
+///   leading name (the pill's text) left out;
 /// - in a direct room, any text → itself.
 pub(crate) fn parse_command(
     body: &str,
     prefix: &str,
     names: &[String],
     direct: bool,
+    mentioned: Mentioned,
 ) -> Option<(String, bool)> {
     let text = body.trim();
     for verb in ["approve", "deny"] {
@@ -73,12 +100,21 @@ pub(crate) fn parse_command(
         return Some((rest.to_string(), true));
     }
     // The longest name that matches: `ExecGov Bot, …` is not `ExecGov` + `Bot, …`.
-    let mention = names
+    let named = names
         .iter()
         .filter_map(|n| strip_mention(text, n).map(|rest| (n.len(), rest)))
-        .max_by_key(|(len, _)| *len);
-    if let Some((_, rest)) = mention {
-        return match parse_command(rest, prefix, &[], true) {
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, rest)| rest);
+    let addressed = match (mentioned, named) {
+        (Mentioned::Yes, Some(rest)) => Some(rest),
+        // Mentioned elsewhere than at the start (or by a pill whose text is
+        // not a name we know): the whole message is the command.
+        (Mentioned::Yes, None) => Some(text),
+        (Mentioned::Unsaid, named) => named,
+        (Mentioned::No, _) => None,
+    };
+    if let Some(rest) = addressed {
+        return match parse_command(rest, prefix, &[], true, Mentioned::Unsaid) {
             Some(c) => Some(c),
             None => Some((rest.to_string(), false)),
         };
@@ -212,9 +248,14 @@ impl Matrix {
         }
         let direct = room.is_direct().await.unwrap_or(false);
         let body = without_reply_fallback(&text.body);
-        let Some((command, implicit_run)) =
-            parse_command(body, &self.settings.command_prefix, &self.names, direct)
-        else {
+        let mentioned = Mentioned::of(m.content.mentions.as_ref(), &self.own);
+        let Some((command, implicit_run)) = parse_command(
+            body,
+            &self.settings.command_prefix,
+            &self.names,
+            direct,
+            mentioned,
+        ) else {
             return;
         };
         let root = match &m.content.relates_to {
@@ -378,20 +419,26 @@ mod tests {
     #[test]
     fn prefix_means_run() {
         assert_eq!(
-            parse_command("!run report-export month=2026-10", "!run", &names(), false),
+            parse_command(
+                "!run report-export month=2026-10",
+                "!run",
+                &names(),
+                false,
+                Mentioned::Unsaid
+            ),
             Some(("report-export month=2026-10".into(), true))
         );
         assert_eq!(
-            parse_command("!run", "!run", &names(), false),
+            parse_command("!run", "!run", &names(), false, Mentioned::Unsaid),
             Some(("".into(), true))
         );
         assert_eq!(
-            parse_command("!running late", "!run", &names(), false),
+            parse_command("!running late", "!run", &names(), false, Mentioned::Unsaid),
             None,
             "a longer word is not the prefix"
         );
         assert_eq!(
-            parse_command("hello all", "!run", &names(), false),
+            parse_command("hello all", "!run", &names(), false, Mentioned::Unsaid),
             None,
             "chat is not a command"
         );
@@ -400,11 +447,17 @@ mod tests {
     #[test]
     fn approve_and_deny_are_commands() {
         assert_eq!(
-            parse_command("!approve 12", "!run", &names(), false),
+            parse_command("!approve 12", "!run", &names(), false, Mentioned::Unsaid),
             Some(("approve 12".into(), false))
         );
         assert_eq!(
-            parse_command("!deny 12 not during the freeze", "!run", &names(), false),
+            parse_command(
+                "!deny 12 not during the freeze",
+                "!run",
+                &names(),
+                false,
+                Mentioned::Unsaid
+            ),
             Some(("deny 12 not during the freeze".into(), false))
         );
     }
@@ -412,26 +465,84 @@ mod tests {
     #[test]
     fn mentions_and_direct_rooms() {
         assert_eq!(
-            parse_command("execgov: status 12", "!run", &names(), false),
+            parse_command(
+                "execgov: status 12",
+                "!run",
+                &names(),
+                false,
+                Mentioned::Unsaid
+            ),
             Some(("status 12".into(), false))
         );
         assert_eq!(
-            parse_command("@execgov:hs list", "!run", &names(), false),
+            parse_command(
+                "@execgov:hs list",
+                "!run",
+                &names(),
+                false,
+                Mentioned::Unsaid
+            ),
             Some(("list".into(), false))
         );
         assert_eq!(
-            parse_command("ExecGov Bot, !run x", "!run", &names(), false),
+            parse_command(
+                "ExecGov Bot, !run x",
+                "!run",
+                &names(),
+                false,
+                Mentioned::Unsaid
+            ),
             Some(("x".into(), true))
         );
         assert_eq!(
-            parse_command("execgovx list", "!run", &names(), false),
+            parse_command("execgovx list", "!run", &names(), false, Mentioned::Unsaid),
             None
         );
         assert_eq!(
-            parse_command("list", "!run", &names(), true),
+            parse_command("list", "!run", &names(), true, Mentioned::Unsaid),
             Some(("list".into(), false))
         );
-        assert_eq!(parse_command("  ", "!run", &names(), true), None);
+        assert_eq!(
+            parse_command("  ", "!run", &names(), true, Mentioned::Unsaid),
+            None
+        );
+    }
+
+    #[test]
+    fn m_mentions_decide_where_the_event_has_them() {
+        let yes = Mentioned::Yes;
+        assert_eq!(
+            parse_command("ExecGov: status 12", "!run", &names(), false, yes),
+            Some(("status 12".into(), false)),
+            "the pill's text is left out"
+        );
+        assert_eq!(
+            parse_command("Bot-name-we-never-heard list", "!run", &names(), false, yes),
+            Some(("Bot-name-we-never-heard list".into(), false)),
+            "a mention by m.mentions needs no known name in the text"
+        );
+        assert_eq!(
+            parse_command("execgov: status 12", "!run", &names(), false, Mentioned::No),
+            None,
+            "m.mentions without the bot: its name in the text is not a mention"
+        );
+        assert_eq!(
+            parse_command("!run x", "!run", &names(), false, Mentioned::No),
+            Some(("x".into(), true)),
+            "the prefix still works"
+        );
+        let own = matrix_sdk::ruma::user_id!("@execgov:hs");
+        let other = matrix_sdk::ruma::user_id!("@carol:hs");
+        assert_eq!(Mentioned::of(None, own), Mentioned::Unsaid);
+        assert_eq!(
+            Mentioned::of(Some(&Mentions::with_user_ids([own.to_owned()])), own),
+            Mentioned::Yes
+        );
+        assert_eq!(
+            Mentioned::of(Some(&Mentions::with_user_ids([other.to_owned()])), own),
+            Mentioned::No
+        );
+        assert_eq!(Mentioned::of(Some(&Mentions::new()), own), Mentioned::No);
     }
 
     #[test]

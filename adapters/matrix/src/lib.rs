@@ -9,12 +9,14 @@
 //! - `session`: log in (token or password) as the device recorded in `store_dir`.
 //! - `state`: the adapter's own small state file (start time, joins, approval requests).
 //! - this file: [`Matrix::connect`] and the sync loop, [`Matrix::sync_until_stopped`].
+//! - `identity`: cross-signing, so the bot's device is verified by its owner.
 //! - `invites`: which invites are accepted.
 //! - `inbound`: events → [`execgov_chat::Inbound`] (commands, reactions), once each.
 //! - `outbound`: [`execgov_chat::ChatAdapter`] (post, edit, files) and answers.
 //! - `render`: the core's messages as Matrix `body` + HTML `formatted_body`.
 
 mod error;
+mod identity;
 mod inbound;
 mod invites;
 mod outbound;
@@ -50,6 +52,10 @@ const TIMELINE_LIMIT: u32 = 100;
 /// First and largest wait between failed syncs (doubling in between).
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Failed syncs in a row after which the adapter reports itself not ready.
+/// One failure is a blip (a restart of the homeserver's worker); two in a
+/// row, with the wait between them, is an outage.
+const FAILURES_NOT_READY: u32 = 2;
 /// How long shutdown waits for answers still being sent.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -143,6 +149,7 @@ impl Matrix {
                 "first Matrix sync done; earlier messages are history"
             );
         }
+        matrix.bootstrap_cross_signing().await;
         // Invites that arrived while the bot was away.
         for room in matrix.client.invited_rooms() {
             matrix.on_invite(room.room_id().to_owned());
@@ -167,6 +174,19 @@ impl Matrix {
     /// own `retry_after` when it rate-limits; each retry resumes from the
     /// stored sync position, so nothing is skipped.
     pub async fn sync_until_stopped(self: Arc<Self>, shutdown: CancellationToken) {
+        self.sync_reporting_until_stopped(shutdown, |_| {}).await
+    }
+
+    /// [`Matrix::sync_until_stopped`], telling `ready` whether the bot hears
+    /// its rooms: `false` at the start, `true` after each successful sync,
+    /// `false` once [`FAILURES_NOT_READY`] syncs in a row failed, and at the
+    /// end. It is what `/readyz` reports for Matrix.
+    pub async fn sync_reporting_until_stopped(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+        ready: impl Fn(bool) + Send + Sync,
+    ) {
+        ready(false);
         let settings = sync_settings(SYNC_TIMEOUT);
         let mut wait = BACKOFF_FIRST;
         let mut failures = 0u32;
@@ -183,10 +203,14 @@ impl Matrix {
                     }
                     failures = 0;
                     wait = BACKOFF_FIRST;
+                    ready(true);
                     self.on_sync(response).await;
                 }
                 Err(e) => {
                     failures += 1;
+                    if failures >= FAILURES_NOT_READY {
+                        ready(false);
+                    }
                     let pause = match classify(&e) {
                         Retry::Transient(Some(server_says)) => server_says,
                         Retry::Transient(None) | Retry::Permanent => {
@@ -204,6 +228,7 @@ impl Matrix {
                 }
             }
         }
+        ready(false);
         self.stop.cancel();
         self.tasks.close();
         if tokio::time::timeout(DRAIN, self.tasks.wait())

@@ -96,7 +96,15 @@ fn result(run: &RunView) -> Rendered {
         body.push_str(&format!("\n{tail}"));
         html.push_str(&format!("<pre><code>{}</code></pre>", escape(tail)));
     }
-    if let Some(result) = &run.result {
+    if let Some(view) = run
+        .result
+        .as_ref()
+        .and_then(execgov_chat::result::ResultView::with_table)
+    {
+        let (text, html_table) = result_table(&view);
+        body.push_str(&format!("\nresult:\n{text}"));
+        html.push_str(&html_table);
+    } else if let Some(result) = &run.result {
         let pretty = serde_json::to_string_pretty(result).unwrap_or_default();
         let pretty = last_chars(&pretty, MAX_BLOCK);
         body.push_str(&format!("\nresult: {pretty}"));
@@ -121,6 +129,47 @@ fn result(run: &RunView) -> Rendered {
         mentions,
         run_id: None,
     }
+}
+
+/// A result with a table: the facts, then an HTML table (at most
+/// [`CHAT_ROWS`] rows, with a note for the rest) and, for clients that show no
+/// HTML, the same as aligned text.
+///
+/// [`CHAT_ROWS`]: execgov_chat::result::CHAT_ROWS
+fn result_table(view: &execgov_chat::result::ResultView) -> (String, String) {
+    let mut text = String::new();
+    let mut html = String::from("<p>Result:</p>");
+    if !view.fields.is_empty() {
+        html.push_str("<ul>");
+        for (k, v) in &view.fields {
+            text.push_str(&format!("{k}: {v}\n"));
+            html.push_str(&format!("<li><b>{}</b>: {}</li>", escape(k), escape(v)));
+        }
+        html.push_str("</ul>");
+    }
+    if let Some(table) = &view.table {
+        let (aligned, left_out) = table.aligned(execgov_chat::result::CHAT_ROWS);
+        let shown = table.rows.len() - left_out;
+        text.push_str(&aligned);
+        html.push_str("<table><thead><tr>");
+        for c in &table.columns {
+            html.push_str(&format!("<th>{}</th>", escape(c)));
+        }
+        html.push_str("</tr></thead><tbody>");
+        for row in &table.rows[..shown] {
+            html.push_str("<tr>");
+            for cell in row {
+                html.push_str(&format!("<td>{}</td>", escape(cell)));
+            }
+            html.push_str("</tr>");
+        }
+        html.push_str("</tbody></table>");
+        if let Some(note) = table.left_out_note(left_out) {
+            text.push_str(&format!("\n{note}"));
+            html.push_str(&format!("<p><em>{}</em></p>", escape(&note)));
+        }
+    }
+    (text.trim_end().to_string(), html)
 }
 
 fn approval_request(a: &ApprovalView) -> Rendered {
@@ -267,6 +316,7 @@ mod tests {
             duration_ms: Some(1200),
             reason: None,
             output_tail: Some("rows: 3\n<done> & ok\n".into()),
+            full_output: None,
             result: Some(json!({"rows": 3})),
             audit_link: "http://127.0.0.1:8080/runs/12?t=abc&x=1".into(),
             files: vec![OutboundFile {
@@ -279,7 +329,34 @@ mod tests {
                 platform: Platform::Matrix,
                 id: "@bob:hs".into(),
             }],
+            flag: None,
         }
+    }
+
+    #[test]
+    fn a_table_result_is_an_html_table_with_a_plain_fallback() {
+        let mut run = run();
+        let rows: Vec<serde_json::Value> = (0..25).map(|i| json!([format!("r<{i}>"), i])).collect();
+        run.result = Some(json!({"total": 25, "table": {"columns": ["name", "n"], "rows": rows}}));
+        let r = result(&run);
+        assert!(
+            r.html.contains("<table><thead><tr><th>name</th><th>n</th></tr></thead><tbody><tr><td>r&lt;0&gt;</td><td>0</td></tr>"),
+            "an escaped HTML table: {}",
+            r.html
+        );
+        assert!(r.html.contains("<li><b>total</b>: 25</li>"), "{}", r.html);
+        assert!(
+            !r.html.contains("r&lt;20&gt;"),
+            "at most 20 rows: {}",
+            r.html
+        );
+        assert!(
+            r.body
+                .contains("result:\ntotal: 25\nname   n\n-----  --\nr<0>   0\n"),
+            "the plain fallback is aligned text: {}",
+            r.body
+        );
+        assert!(r.body.contains("Showing 20 of 25 rows"), "{}", r.body);
     }
 
     #[test]

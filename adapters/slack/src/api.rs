@@ -66,6 +66,16 @@ struct PostedEphemeral {
 }
 
 #[derive(Debug, Deserialize)]
+struct Opened {
+    channel: OpenedChannel,
+}
+
+#[derive(Debug, Deserialize)]
+struct OpenedChannel {
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
 struct AuthTest {
     user_id: String,
 }
@@ -115,6 +125,49 @@ impl Api {
     pub(crate) async fn open_view(&self, trigger_id: &str, view: &Value) -> Result<(), ApiError> {
         let body = json!({ "trigger_id": trigger_id, "view": view });
         let _: Ignored = self.call("views.open", &body).await?;
+        Ok(())
+    }
+
+    /// `conversations.open` with one user: the id of the bot's direct message
+    /// with them (the App Home's messages tab), opened if need be.
+    pub(crate) async fn open_dm(&self, user: &str) -> Result<String, ApiError> {
+        let r: Opened = self
+            .call("conversations.open", &json!({ "users": user }))
+            .await?;
+        Ok(r.channel.id)
+    }
+
+    /// A message through a `response_url` (a slash command's or a click's):
+    /// no token, valid for 30 minutes and 5 uses. Slack answers `ok` as text,
+    /// or an HTTP error (`expired_url`, `used_url`, …).
+    pub(crate) async fn respond(&self, response_url: &str, body: &Value) -> Result<(), ApiError> {
+        let method = "response_url";
+        let url: SlackResponseUrl =
+            serde_json::from_value(json!(response_url)).map_err(|e| ApiError::Permanent {
+                method,
+                code: format!("not a URL: {e}"),
+            })?;
+        if !matches!(url.0.scheme(), "https" | "http") {
+            return Err(ApiError::Permanent {
+                method,
+                code: format!("not an http(s) URL: {}", url.0.scheme()),
+            });
+        }
+        let span = tracing::debug_span!("slack response_url");
+        let _: Ignored = retrying(method, || {
+            let context = SlackClientApiCallContext {
+                rate_control_params: None,
+                token: None,
+                tracing_span: &span,
+                // The URL is a bearer credential of its own.
+                is_sensitive_url: true,
+            };
+            self.client
+                .http_api
+                .connector
+                .http_post_uri(url.0.clone(), body, context)
+        })
+        .await?;
         Ok(())
     }
 

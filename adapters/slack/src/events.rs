@@ -62,6 +62,8 @@ struct Said {
     channel: String,
     thread_ts: String,
     text: String,
+    /// Said in the bot's direct conversation (its App Home's messages tab).
+    direct: bool,
 }
 
 /// Records the event as seen and starts handling it; returns the ack.
@@ -103,6 +105,7 @@ fn said(e: &Event) -> Option<Said> {
         channel: e.channel.clone().filter(|c| !c.is_empty())?,
         thread_ts: e.thread_ts.clone().unwrap_or(ts),
         text: strip_mentions(e.text.as_deref().unwrap_or("")).to_string(),
+        direct: e.channel_type.as_deref() == Some("im"),
     })
 }
 
@@ -145,19 +148,22 @@ impl Slack {
         }
         // Errors, private answers (a sign-in link) and "accepted" go to the user
         // alone: an accepted run's status message follows in this thread anyway.
-        if matches!(
-            reply.kind,
-            ReplyKind::Error | ReplyKind::Private | ReplyKind::Accepted
-        ) {
-            self.tell(
-                &said.channel,
-                &said.user,
-                Some(&said.thread_ts),
-                &reply.text,
+        // A direct conversation is the user's alone already, and an answer
+        // there is a plain reply (an ephemeral one may not show in it).
+        let text = match reply.kind {
+            ReplyKind::Error => execgov_chat::cap_echoes(&reply.text),
+            _ => reply.text,
+        };
+        if !said.direct
+            && matches!(
+                reply.kind,
+                ReplyKind::Error | ReplyKind::Private | ReplyKind::Accepted
             )
-            .await;
+        {
+            self.tell(&said.channel, &said.user, Some(&said.thread_ts), &text)
+                .await;
         } else {
-            self.reply_in_thread(&said.channel, &said.thread_ts, &reply.text)
+            self.reply_in_thread(&said.channel, &said.thread_ts, &text)
                 .await;
         }
     }

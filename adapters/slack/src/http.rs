@@ -3,7 +3,7 @@
 //! 401 and causes nothing.
 
 use crate::Slack;
-use crate::commands::{SlashCommand, on_command};
+use crate::commands::{SlashCommand, on_command, on_invalid_command};
 use crate::events::{EventsAck, EventsBody, on_events};
 use crate::interactions::{Interaction, on_interaction};
 use crate::verify::{VerifyError, verify_signature};
@@ -85,10 +85,48 @@ async fn commands(
 ) -> Result<Response, HttpError> {
     let endpoint = "/slack/commands";
     verified(&slack, &headers, &body).inspect_err(refused(endpoint))?;
+    // serde_urlencoded reads invalid UTF-8 as U+FFFD; it is checked first, and
+    // the lossy reading only serves to say who to answer.
+    let utf8 = form_is_utf8(&body);
     let cmd: SlashCommand = serde_urlencoded::from_bytes(&body)
         .map_err(|e| HttpError::BadRequest(e.to_string()))
         .inspect_err(refused(endpoint))?;
+    if !utf8 {
+        return Ok(Json(on_invalid_command(&slack, cmd).await).into_response());
+    }
     Ok(Json(on_command(&slack, cmd).await).into_response())
+}
+
+/// Whether every name and value of a form body is UTF-8 once `+` and `%XX`
+/// are decoded.
+fn form_is_utf8(body: &[u8]) -> bool {
+    body.split(|b| *b == b'&')
+        .flat_map(|pair| pair.splitn(2, |b| *b == b'='))
+        .all(|part| std::str::from_utf8(&form_decode(part)).is_ok())
+}
+
+/// `application/x-www-form-urlencoded` decoding of one name or value, as
+/// bytes: `+` is a space, `%XX` a byte, anything else itself.
+fn form_decode(part: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(part.len());
+    let mut i = 0;
+    while i < part.len() {
+        match part[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < part.len() => match (hex(part[i + 1]), hex(part[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
 }
 
 #[derive(Deserialize)]
@@ -133,4 +171,33 @@ async fn events(
         }
         EventsAck::Ok => StatusCode::OK.into_response(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_bodies_are_checked_after_decoding() {
+        assert!(form_is_utf8(b"text=report+month%3D2026-10&user_id=U1"));
+        assert!(form_is_utf8("text=caf%C3%A9&x=é".as_bytes()));
+        assert!(form_is_utf8(b"text=100%&a=%zz"), "a stray % is itself");
+        assert!(
+            !form_is_utf8(b"text=%FF%FE&user_id=U1"),
+            "bytes that are not UTF-8"
+        );
+        assert!(
+            !form_is_utf8(b"text=%C3&user_id=U1"),
+            "a cut multi-byte character"
+        );
+        assert!(!form_is_utf8(b"te%80xt=a"), "names count too");
+        assert!(!form_is_utf8(b"text=\xff"), "raw bytes that are not UTF-8");
+    }
+
+    #[test]
+    fn form_decoding() {
+        assert_eq!(form_decode(b"a+b%20c%41"), b"a b cA");
+        assert_eq!(form_decode(b"%4"), b"%4");
+        assert_eq!(form_decode(b"%"), b"%");
+    }
 }

@@ -13,9 +13,10 @@
 //! Layout:
 //! - [`Settings`] (`settings.rs`): tokens, signing secret, API base URL.
 //! - `verify.rs`: v0 request signatures ([`verify_signature`]).
-//! - `http.rs`: the axum routes; signature first, then `commands.rs`,
+//! - `http.rs`: the axum routes; signature first (and UTF-8 for commands), then `commands.rs`,
 //!   `interactions.rs`, `events.rs`, which know nothing of the transport.
-//! - `socket_mode.rs`: the WebSocket loop, reconnecting with backoff.
+//! - `socket_mode.rs`: the WebSocket connections: pings, half-open sockets
+//!   replaced, Slack's refreshes without a gap, reconnecting with backoff.
 //! - `output.rs`: [`ChatAdapter`] for [`Slack`]; `blocks/` renders, `api.rs`
 //!   calls the Web API (retrying 429s), `upload.rs` shares files in threads.
 //! - `error.rs`: [`SlackError`] and the transient/permanent split of API errors.
@@ -36,6 +37,7 @@ mod verify;
 
 pub use error::SlackError;
 pub use settings::Settings;
+pub use socket_mode::SocketOptions;
 pub use tls::install_crypto_provider;
 pub use verify::{MAX_SKEW_SECS, VerifyError, sign, verify_signature};
 

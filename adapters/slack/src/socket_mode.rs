@@ -1,8 +1,17 @@
 //! Socket Mode: Slack pushes the same payloads as over HTTP through a WebSocket
 //! that we open (`apps.connections.open` with the app token), and wants each
-//! envelope acked with its `envelope_id`. The loop reconnects after a close, a
-//! `disconnect` or an error, waiting longer after each failure, and stops when
-//! told to.
+//! envelope acked with its `envelope_id`.
+//!
+//! Each connection runs as its own task and tells the supervisor
+//! ([`Slack::socket_mode_until_stopped`]) when Slack says `hello`, when it
+//! asks to reconnect (`disconnect`) and when the connection ends. A
+//! `disconnect` (Slack rotates connections every few hours, and warns ~10 s
+//! before it closes one) opens the next connection while the old one still
+//! delivers; the old one is closed once the new one has said `hello`, so
+//! there is no gap. A connection pings every third of its
+//! [`SocketOptions::timeout`]; one that has sent nothing (no frame, no pong)
+//! for two thirds of it is half-open and is dropped and replaced, so a dead
+//! socket is seen within the timeout (30 s by default).
 
 use crate::Slack;
 use crate::commands::{SlashCommand, on_command};
@@ -14,6 +23,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +32,56 @@ const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// Envelopes handled at the same time on one connection.
 const MAX_IN_FLIGHT: usize = 64;
+
+/// How Socket Mode watches its connections.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketOptions {
+    /// A half-open connection (no frame and no pong) is dropped and replaced
+    /// within this long. Pings go out every third of it.
+    pub timeout: Duration,
+}
+
+impl SocketOptions {
+    /// 30 s: what the issue asks, and well within Slack's own ping cadence.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+    fn ping_every(&self) -> Duration {
+        (self.timeout / 3).max(Duration::from_millis(10))
+    }
+
+    /// Silent this long at a ping: half-open. Checked every `ping_every`, so
+    /// a dead socket is seen at most `timeout` after its last frame.
+    fn silent_limit(&self) -> Duration {
+        self.ping_every() * 2
+    }
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        SocketOptions {
+            timeout: SocketOptions::DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// What a connection's task needs besides the socket.
+struct Connection {
+    id: u64,
+    events: mpsc::Sender<(u64, ConnEvent)>,
+    stop: CancellationToken,
+    opts: SocketOptions,
+}
+
+/// Sends one frame, giving up after `within`.
+async fn send(ws: &mut Ws, msg: WsMessage, within: Duration) -> Result<(), String> {
+    match tokio::time::timeout(within, ws.send(msg)).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("not sent within {} ms", within.as_millis())),
+    }
+}
 
 /// A doubling, capped delay.
 #[derive(Debug, Clone)]
@@ -61,25 +121,50 @@ struct Envelope {
     reason: Option<String>,
 }
 
-/// How one connection ended.
-enum Ended {
-    Stopped,
-    /// Closed or asked to reconnect; `greeted` when Slack said hello first.
-    Reconnect {
-        greeted: bool,
-    },
+/// What a connection's task tells the supervisor.
+#[derive(Debug)]
+enum ConnEvent {
+    /// Slack said `hello`: it delivers on this connection from now on.
+    Hello,
+    /// Slack asks for a new connection; this one still delivers until closed.
+    Disconnect,
+    /// The connection is over (closed, failed, half-open, or stopped).
+    Ended(Result<(), String>),
+}
+
+/// A connection the supervisor knows of.
+struct Live {
+    id: u64,
+    stop: CancellationToken,
+    greeted: bool,
+    /// Slack asked to replace it; it is closed once its successor says hello.
+    retiring: bool,
 }
 
 impl Slack {
-    /// Runs Socket Mode until `shutdown`: connect, handle and ack envelopes,
-    /// reconnect with a doubling, capped delay. Returns at once without an app token.
-    ///
-    /// `connected` hears `true` once Slack has said hello on a connection (it
-    /// delivers from then on) and `false` at the start, whenever a connection
-    /// ends, and at the end: what `/readyz` reports for Slack in this mode.
+    /// Runs Socket Mode until `shutdown` with [`SocketOptions::default`]: see
+    /// [`Slack::socket_mode_with`].
     pub async fn socket_mode_until_stopped(
         self: Arc<Self>,
         shutdown: CancellationToken,
+        connected: impl Fn(bool) + Send + Sync + 'static,
+    ) {
+        self.socket_mode_with(shutdown, SocketOptions::default(), connected)
+            .await
+    }
+
+    /// Runs Socket Mode until `shutdown`: connect, handle and ack envelopes,
+    /// replace a connection Slack rotates before dropping it, replace a
+    /// half-open one, reconnect with a doubling, capped delay after failures.
+    /// Returns at once without an app token.
+    ///
+    /// `connected` hears whether some connection is up (Slack said hello on it
+    /// and it is still open): `false` at the start, while none is, and at the
+    /// end. It is what `/readyz` reports for Slack in this mode.
+    pub async fn socket_mode_with(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+        opts: SocketOptions,
         connected: impl Fn(bool) + Send + Sync + 'static,
     ) {
         connected(false);
@@ -87,49 +172,111 @@ impl Slack {
             tracing::warn!("Socket Mode needs an app token; not starting it");
             return;
         }
+        let (events_tx, mut events) = mpsc::channel::<(u64, ConnEvent)>(16);
+        let mut live: Vec<Live> = Vec::new();
+        let mut next_id = 0u64;
         let mut backoff = Backoff::new();
+        // When to open a connection next (`None`: no need now).
+        let mut open_at: Option<Instant> = Some(Instant::now());
+        let mut was_up = false;
         loop {
-            let ended = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => None,
-                ended = self.connection(&shutdown, &connected) => Some(ended),
-            };
-            connected(false);
-            let Some(ended) = ended else {
-                return;
-            };
-            match ended {
-                Ok(Ended::Stopped) => return,
-                Ok(Ended::Reconnect { greeted }) => {
-                    if greeted {
-                        backoff.reset();
-                    }
-                    tracing::info!("Slack Socket Mode connection ended; reconnecting");
-                }
-                Err(e) => tracing::warn!(error = %e, "Slack Socket Mode connection failed"),
+            let up = live.iter().any(|c| c.greeted);
+            if up != was_up {
+                connected(up);
+                was_up = up;
             }
-            let delay = backoff.next_delay();
+            let due = open_at.filter(|at| *at <= Instant::now());
+            if due.is_some() {
+                open_at = None;
+                let opened = tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => break,
+                    r = self.open_connection() => r,
+                };
+                match opened {
+                    Ok(ws) => {
+                        next_id += 1;
+                        let stop = shutdown.child_token();
+                        let conn = Connection {
+                            id: next_id,
+                            events: events_tx.clone(),
+                            stop: stop.clone(),
+                            opts,
+                        };
+                        tokio::spawn(self.clone().drive(ws, conn));
+                        live.push(Live {
+                            id: next_id,
+                            stop,
+                            greeted: false,
+                            retiring: false,
+                        });
+                    }
+                    Err(e) => {
+                        let wait = backoff.next_delay();
+                        tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "Slack Socket Mode connection failed");
+                        open_at = Some(Instant::now() + wait);
+                    }
+                }
+                continue;
+            }
+            let wake = open_at.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.cancelled() => break,
+                Some((id, event)) = events.recv() => match event {
+                    ConnEvent::Hello => {
+                        backoff.reset();
+                        for c in live.iter_mut() {
+                            if c.id == id {
+                                c.greeted = true;
+                            } else if c.retiring {
+                                // Its successor delivers now: close it.
+                                c.stop.cancel();
+                            }
+                        }
+                    }
+                    ConnEvent::Disconnect => {
+                        tracing::info!(conn = id, "Slack asks to reconnect; opening the next connection first");
+                        if let Some(c) = live.iter_mut().find(|c| c.id == id) {
+                            c.retiring = true;
+                        }
+                        if open_at.is_none() && !live.iter().any(|c| !c.retiring) {
+                            open_at = Some(Instant::now());
+                        }
+                    }
+                    ConnEvent::Ended(result) => {
+                        let greeted = live.iter().any(|c| c.id == id && c.greeted);
+                        live.retain(|c| c.id != id);
+                        match result {
+                            Ok(()) => tracing::info!(conn = id, "Slack Socket Mode connection ended"),
+                            Err(e) => tracing::warn!(conn = id, error = %e, "Slack Socket Mode connection lost"),
+                        }
+                        if open_at.is_none() && !live.iter().any(|c| !c.retiring) {
+                            if greeted {
+                                backoff.reset();
+                            }
+                            open_at = Some(Instant::now() + backoff.next_delay());
+                        }
+                    }
+                },
+                _ = tokio::time::sleep_until(wake), if open_at.is_some() => {}
             }
         }
+        for c in &live {
+            c.stop.cancel();
+        }
+        connected(false);
     }
 
-    /// One WebSocket connection, from `apps.connections.open` to its end.
-    async fn connection(
-        self: &Arc<Self>,
-        shutdown: &CancellationToken,
-        connected: &(impl Fn(bool) + Send + Sync),
-    ) -> Result<Ended, String> {
+    /// `apps.connections.open`, then the WebSocket handshake with the URL it gave.
+    async fn open_connection(&self) -> Result<Ws, String> {
         let url = self
             .api
             .open_socket_url()
             .await
             .map_err(|e| e.to_string())?;
         let connector = tokio_tungstenite::Connector::Rustls(self.ws_tls.clone());
-        let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+        let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
             url.as_str(),
             None,
             true,
@@ -138,55 +285,82 @@ impl Slack {
         .await
         .map_err(|e| format!("connecting the WebSocket: {e}"))?;
         tracing::info!("Slack Socket Mode connected");
+        Ok(ws)
+    }
+
+    /// One connection's task: reads envelopes, acks them, pings, and says how
+    /// it ended.
+    async fn drive(self: Arc<Self>, mut ws: Ws, conn: Connection) {
+        let ended = self.read_until_ended(&mut ws, &conn).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+        let _ = conn.events.send((conn.id, ConnEvent::Ended(ended))).await;
+    }
+
+    async fn read_until_ended(
+        self: &Arc<Self>,
+        ws: &mut Ws,
+        conn: &Connection,
+    ) -> Result<(), String> {
         let (ack_tx, mut ack_rx) = mpsc::channel::<String>(MAX_IN_FLIGHT);
         let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-        let mut greeted = false;
+        let ping_every = conn.opts.ping_every();
+        let mut pings = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+        pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heard = Instant::now();
+        // A send that does not finish is a dead socket too.
+        let send_within = conn.opts.timeout;
         loop {
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => {
-                    let _ = ws.close(None).await;
-                    return Ok(Ended::Stopped);
-                }
+                _ = conn.stop.cancelled() => return Ok(()),
                 Some(ack) = ack_rx.recv() => {
-                    ws.send(WsMessage::text(ack)).await.map_err(|e| format!("sending an ack: {e}"))?;
+                    send(ws, WsMessage::text(ack), send_within).await.map_err(|e| format!("sending an ack: {e}"))?;
                 }
-                msg = ws.next() => match msg {
-                    None | Some(Ok(WsMessage::Close(_))) => return Ok(Ended::Reconnect { greeted }),
-                    Some(Err(e)) => return Err(format!("reading: {e}")),
-                    Some(Ok(WsMessage::Text(text))) => {
-                        let envelope: Envelope = match serde_json::from_str(text.as_str()) {
-                            Ok(e) => e,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "unreadable Socket Mode message");
-                                continue;
-                            }
-                        };
-                        match envelope.kind.as_str() {
-                            "hello" => {
-                                greeted = true;
-                                connected(true);
-                            }
-                            "disconnect" => {
-                                tracing::info!(reason = ?envelope.reason, "Slack asks to reconnect");
-                                let _ = ws.close(None).await;
-                                return Ok(Ended::Reconnect { greeted });
-                            }
-                            _ => {
-                                let permit = in_flight.clone().acquire_owned().await.map_err(|e| e.to_string())?;
-                                let slack = self.clone();
-                                let ack_tx = ack_tx.clone();
-                                tokio::spawn(async move {
-                                    if let Some(ack) = slack.on_envelope(envelope).await {
-                                        let _ = ack_tx.send(ack).await;
-                                    }
-                                    drop(permit);
-                                });
+                _ = pings.tick() => {
+                    let silent = heard.elapsed();
+                    if silent >= conn.opts.silent_limit() {
+                        return Err(format!("no frame and no pong for {} ms: the socket is half-open", silent.as_millis()));
+                    }
+                    send(ws, WsMessage::Ping(Vec::new().into()), send_within).await.map_err(|e| format!("sending a ping: {e}"))?;
+                }
+                msg = ws.next() => {
+                    heard = Instant::now();
+                    match msg {
+                        None | Some(Ok(WsMessage::Close(_))) => return Ok(()),
+                        Some(Err(e)) => return Err(format!("reading: {e}")),
+                        Some(Ok(WsMessage::Text(text))) => {
+                            let envelope: Envelope = match serde_json::from_str(text.as_str()) {
+                                Ok(e) => e,
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "unreadable Socket Mode message");
+                                    continue;
+                                }
+                            };
+                            match envelope.kind.as_str() {
+                                "hello" => {
+                                    let _ = conn.events.send((conn.id, ConnEvent::Hello)).await;
+                                }
+                                "disconnect" => {
+                                    tracing::info!(reason = ?envelope.reason, "Slack asks to reconnect");
+                                    let _ = conn.events.send((conn.id, ConnEvent::Disconnect)).await;
+                                }
+                                _ => {
+                                    let permit = in_flight.clone().acquire_owned().await.map_err(|e| e.to_string())?;
+                                    let slack = self.clone();
+                                    let ack_tx = ack_tx.clone();
+                                    tokio::spawn(async move {
+                                        if let Some(ack) = slack.on_envelope(envelope).await {
+                                            let _ = ack_tx.send(ack).await;
+                                        }
+                                        drop(permit);
+                                    });
+                                }
                             }
                         }
+                        // Pongs (and Slack's pings, which tungstenite answers) show it is alive.
+                        Some(Ok(_)) => {}
                     }
-                    Some(Ok(_)) => {} // pings are answered by tungstenite
-                },
+                }
             }
         }
     }

@@ -127,14 +127,15 @@ async fn report_export(encrypted: bool) {
     let run = w.final_run("report-export").await;
     assert_eq!(run.state, RunState::Succeeded);
     assert_eq!(
-        run.requester_person.as_deref(),
+        run.requester_person.as_ref().map(|p| p.as_str()),
         Some("alice"),
         "the sender is mapped to the person"
     );
     let place = &run.place;
-    assert_eq!(place["channel"], w.ops.as_str());
+    assert_eq!(place.channel, w.ops.as_str());
     assert_eq!(
-        place["thread"], cmd,
+        place.thread.as_deref(),
+        Some(cmd),
         "the run's place is the command's thread"
     );
 }

@@ -6,13 +6,15 @@
 //! Layout: `World` here (homeserver, people, rooms, config, bot); tests in
 //! `commands.rs` (runs, threads, edits, files, encryption, private answers),
 //! `approvals.rs` (reactions and `!approve`/`!deny`), `resilience.rs` (bot
-//! restart, homeserver restart) and `invites.rs`.
+//! restart, homeserver restart), `identity.rs` (cross-signing, readiness,
+//! `m.mentions`) and `invites.rs`.
 
 pub mod synapse;
 pub mod user;
 
 mod approvals;
 mod commands;
+mod identity;
 mod invites;
 mod resilience;
 
@@ -20,7 +22,7 @@ use crate::helpers::{Backend, TestEnv};
 use execgov::chat::bridge::Bridge;
 use execgov::chat::notifier::Notifier;
 use execgov::engine::Engine;
-use execgov::pool::{Pool, PoolOptions};
+use execgov::runner::{Local, LocalOptions};
 use execgov::store::{Run, RunFilter};
 use execgov_matrix::matrix_sdk::ruma::OwnedRoomId;
 use execgov_matrix::{Matrix, Settings};
@@ -89,6 +91,8 @@ pub struct World {
 pub struct Bot {
     pub engine: Arc<Engine>,
     pub matrix: Arc<Matrix>,
+    /// What the sync loop reports for `/readyz`.
+    pub ready: tokio::sync::watch::Receiver<bool>,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -207,10 +211,9 @@ approvals = ["matrix:{approvals}"]
         assert!(self.bot.is_none(), "one bot at a time");
         let engine = self.env.engine().await;
         let stop = CancellationToken::new();
-        let mut opts = PoolOptions::from_engine(&engine);
-        opts.poll = Duration::from_millis(100);
+        let opts = LocalOptions::from_engine(&engine);
         let mut tasks = vec![tokio::spawn(
-            Pool::new(engine.clone(), opts).run_until_stopped(stop.clone()),
+            Local::new(engine.clone(), opts).run_until_stopped(None, stop.clone()),
         )];
         let handler = Arc::new(Bridge::new(engine.clone()));
         let matrix = Matrix::connect(self.settings(), handler)
@@ -218,12 +221,17 @@ approvals = ["matrix:{approvals}"]
             .unwrap_or_else(|e| panic!("the bot {} connects: {e}", self.bot_name));
         let notifier = Notifier::new(engine.clone(), vec![matrix.clone()]);
         tasks.push(tokio::spawn(notifier.run_until_stopped(stop.clone())));
-        tasks.push(tokio::spawn(
-            matrix.clone().sync_until_stopped(stop.clone()),
-        ));
+        let (ready_tx, ready) = tokio::sync::watch::channel(false);
+        tasks.push(tokio::spawn(matrix.clone().sync_reporting_until_stopped(
+            stop.clone(),
+            move |up| {
+                ready_tx.send_replace(up);
+            },
+        )));
         self.bot = Some(Bot {
             engine,
             matrix,
+            ready,
             stop,
             tasks,
         });

@@ -1,9 +1,12 @@
 //! Scheduled runs, driven by a manual clock on SQLite and PostgreSQL: each fire runs
 //! once (however many schedulers tick), missed fires follow `catch_up`, an overlapping
-//! fire is skipped and audited once, daylight-saving days fire once, risky schedules
-//! can require approval, and manifests reload without a restart.
+//! fire is skipped and audited once or queued behind the run it overlaps,
+//! daylight-saving days fire once, crontab days mean what they mean in crontab, risky
+//! schedules can require approval, and manifests reload without a restart.
 //!
 //! - `fires.rs`: when and how often a schedule fires;
+//! - `crontab.rs`: crontab's meaning of days, and `execgov check` showing it;
+//! - `queue.rs`: `overlap = "queue"`, fires waiting for the previous run;
 //! - `reload.rs`: the CLI and reloading manifests.
 
 use crate::both_backends;
@@ -13,16 +16,17 @@ use execgov::clock::{Clock, ManualClock};
 use execgov::engine::Engine;
 use execgov::scheduler::{Scheduler, TickReport, schedule_for_run};
 use execgov::store::{Run, RunFilter};
-use execgov::types::{Place, Platform, RunState};
+use execgov::types::{Place, Platform, RunId, RunState};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+mod crontab;
 mod fires;
+mod queue;
 mod reload;
 
 const MINUTE: i64 = 60_000;
-const HOUR: i64 = 60 * MINUTE;
 
 /// Unix ms of a UTC time.
 fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> i64 {
@@ -60,7 +64,10 @@ impl Sched {
         )
         .unwrap();
         let clock = ManualClock::new(start_ms);
-        let engine = execgov::app::build_engine(Arc::new(env.config()), clock.clone())
+        let mut config = env.config();
+        // Leases outlast any clock jump of the test.
+        config.runner.lease = Duration::from_secs(24 * 3600);
+        let engine = execgov::app::build_engine(Arc::new(config), clock.clone())
             .await
             .expect("engine builds");
         let names: Vec<&str> = manifests
@@ -72,12 +79,15 @@ impl Sched {
         }
         let stop = CancellationToken::new();
         if pool {
-            let mut opts = execgov::pool::PoolOptions::from_engine(&engine);
-            opts.poll = Duration::from_millis(50);
-            opts.lease_ms = 24 * HOUR;
+            let opts = execgov::runner::LocalOptions::from_engine(&engine);
             tokio::spawn(
-                execgov::pool::Pool::new(engine.clone(), opts).run_until_stopped(stop.clone()),
+                execgov::runner::Local::new(engine.clone(), opts)
+                    .run_until_stopped(None, stop.clone()),
             );
+            tokio::spawn(execgov::runners::maintain_until_stopped(
+                engine.clone(),
+                stop.clone(),
+            ));
         }
         Sched {
             env,
@@ -124,6 +134,17 @@ impl Sched {
 async fn tick(s: &mut Scheduler) -> TickReport {
     let r = s.tick().await.expect("tick");
     assert!(r.errors.is_empty(), "no schedule failed: {:?}", r.errors);
+    r
+}
+
+/// One tick, then waits for every run it fired to end, so the next fire of an
+/// `overlap = "queue"` schedule does not wait for it.
+async fn tick_to_the_end(s: &Sched, sched: &mut Scheduler) -> TickReport {
+    let r = tick(sched).await;
+    for (key, run) in &r.fired {
+        let done = wait_final(&s.engine, *run).await;
+        assert_eq!(done.state, RunState::Succeeded, "{key}: {:?}", done.error);
+    }
     r
 }
 

@@ -17,7 +17,7 @@ async fn the_cli_lists_schedules_checks_them_and_requests_a_reload() {
     let dir = env.path().join("manifests");
     let berlin = echo_manifest(
         "nightly",
-        &[("night", "0 30 2 * * *", "timezone = \"Europe/Berlin\"")],
+        &[("night", "30 2 * * *", "timezone = \"Europe/Berlin\"")],
     );
     std::fs::write(dir.join("nightly.toml"), berlin).unwrap();
 
@@ -49,9 +49,9 @@ async fn the_cli_lists_schedules_checks_them_and_requests_a_reload() {
         echo_manifest(
             "bad",
             &[
-                ("a", "0 0 66 * * *", ""),
-                ("b", "0 0 6 * * *", "timezone = \"Mars/Olympus\""),
-                ("c", "0 0 6 * * *", "args = { nope = 1 }"),
+                ("a", "0 66 * * *", ""),
+                ("b", "0 6 * * *", "timezone = \"Mars/Olympus\""),
+                ("c", "0 6 * * *", "args = { nope = 1 }"),
             ],
         ),
     )
@@ -60,7 +60,7 @@ async fn the_cli_lists_schedules_checks_them_and_requests_a_reload() {
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "check fails: {out}");
     for fragment in [
-        "bad cron expression `0 0 66 * * *`",
+        "bad cron expression `0 66 * * *`: hour field `66`",
         "unknown timezone `Mars/Olympus`",
         "nope",
     ] {
@@ -85,7 +85,7 @@ both_backends!(
         let script = env.path().join("manifests/scripts/echo_args.sh");
 
         // First a new manifest: seen by the folder poll (and proof that the loop runs).
-        let late = echo_manifest("late", &[("soon", "0 * * * * *", "")]);
+        let late = echo_manifest("late", &[("soon", "* * * * *", "")]);
         std::fs::write(env.path().join("manifests/late.toml"), late).unwrap();
         wait_until("the folder change", || {
             engine

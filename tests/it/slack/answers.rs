@@ -247,3 +247,57 @@ pub(super) async fn upload(
         (StatusCode::NOT_FOUND, "no such upload").into_response()
     }
 }
+
+/// A `response_url` (`POST /hooks/…`, JSON, no token): Slack answers `ok` as
+/// plain text; a URL used 5 times answers 404 `used_url`; a fault programmed
+/// for method `response_url` answers 404 with its code (`expired_url`).
+pub(super) async fn hook(
+    State(s): State<Arc<Shared>>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (status, text) = {
+        let mut inner = s.lock();
+        let fault = take_fault(&mut inner, "response_url");
+        let uses = inner.hook_uses.entry(path).or_insert(0);
+        *uses += 1;
+        let uses = *uses;
+        let (status, text) = match fault {
+            Some(Fault::Error(code)) => (404, code),
+            Some(Fault::RateLimited { .. }) => (429, "rate_limited".to_string()),
+            None if uses > 5 => (404, "used_url".to_string()),
+            None if !parsed.is_object() => (400, "invalid_payload".to_string()),
+            None if parsed.get("text").is_none() && parsed.get("blocks").is_none() => {
+                (400, "no_text".to_string())
+            }
+            None => (200, "ok".to_string()),
+        };
+        let response = if status == 200 {
+            json!({"ok": true})
+        } else {
+            json!({"ok": false, "error": text})
+        };
+        inner.calls.push(Call {
+            method: "response_url".into(),
+            body: parsed,
+            auth,
+            status,
+            response,
+            at: std::time::Instant::now(),
+        });
+        (status, text)
+    };
+    s.bump();
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        [(header::CONTENT_TYPE, "text/plain")],
+        text,
+    )
+        .into_response()
+}

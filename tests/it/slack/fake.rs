@@ -1,7 +1,9 @@
 //! A fake Slack Web API on 127.0.0.1: it records every call in order (method,
 //! parsed body, bearer token, what it answered), answers in Slack's documented
 //! shapes with realistic ids, checks the bearer token, and can be told to fail
-//! a method (HTTP 429 with `Retry-After`, or `ok:false`). Its `/socket`
+//! a method (HTTP 429 with `Retry-After`, or `ok:false`). Its `/hooks/` take
+//! `response_url` POSTs as Slack does (recorded as method `response_url`:
+//! `ok` as text, 5 uses per URL, `expired_url` when told to fail). Its `/socket`
 //! endpoint speaks Socket Mode (see `socket.rs`). Shared by the tests and by
 //! `benches/slack_load.rs`, so it depends on nothing else in the test crate.
 
@@ -92,6 +94,8 @@ pub(super) struct Inner {
     pub(super) files: Vec<UploadedFile>,
     /// `(channel, ts)` of every message posted, so edits of others fail as in Slack.
     pub(super) posted: Vec<(String, String)>,
+    /// How often each `response_url` was used (Slack allows 5).
+    pub(super) hook_uses: std::collections::HashMap<String, u32>,
     counter: u64,
 }
 
@@ -150,12 +154,29 @@ impl FakeSlack {
         let app = Router::new()
             .route("/api/{method}", any(answers::api))
             .route("/upload/{file_id}", post(answers::upload))
+            .route("/hooks/{*path}", post(answers::hook))
             .route("/socket", get(socket::upgrade))
             .with_state(shared.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         FakeSlack { shared, addr, task }
+    }
+
+    /// Where the fake listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A fresh `response_url` on this fake, as Slack sends with each slash
+    /// command (`https://hooks.slack.com/commands/T…/…/…`).
+    pub fn response_url(&self) -> String {
+        let n = self.shared.lock().next();
+        format!(
+            "http://{}/hooks/commands/{TEAM}/{}/96rGlfmibIGlgcZRskXaIFfN",
+            self.addr,
+            397700885554u64 + n
+        )
     }
 
     /// The bot's `slack.api_url`.

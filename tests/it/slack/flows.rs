@@ -1,8 +1,10 @@
 //! The Slack happy paths over HTTP: `/run` answers at once (ephemeral), posts a
 //! status message that is edited as the run moves, the result and the CSV in its
 //! thread with the audit link; an `@mention` runs in its thread; the Events URL
-//! answers Slack's `url_verification`; and nothing unsigned, stale or forged is
-//! ever acted upon.
+//! answers Slack's `url_verification`; a long output's `output.txt` is the
+//! whole log, as the result says; nothing unsigned, stale or forged is ever
+//! acted upon; and a real CSV tool's output read with `output = "csv"` is a
+//! table in the run's thread.
 
 use super::payloads::{self, ALICE, ONCALL};
 use super::sign::{Signing, SlackRequest};
@@ -31,8 +33,9 @@ async fn a_slash_command_runs_and_reports_back_in_its_thread() {
     let run = app.only_run().await;
     assert_eq!(run.script, "slack-report");
     assert_eq!(
-        run.args["month"], "2026-10",
-        "typed arguments recorded: {}",
+        run.args["month"].to_arg(),
+        "2026-10",
+        "typed arguments recorded: {:?}",
         run.args
     );
     assert!(
@@ -275,5 +278,101 @@ fn signs_slacks_documented_example() {
         super::sign::sign("8f742231b10e8888abcd99yyyzzz85a5", 1531420618, body),
         "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
         "the signature Slack documents for its example request"
+    );
+}
+
+/// A result shows only the end of a long output; the `output.txt` shared with
+/// it holds the whole log, as the message says (it used to be the 3,000
+/// characters of the tail, under a note saying it was everything).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_outputs_file_is_the_whole_log() {
+    let app = spawn_slack_app().await;
+    let reply = app.command(ALICE, ONCALL, "slack-long").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let run = app.wait_runs(1).await.remove(0);
+    let done = crate::helpers::wait_final(&app.engine, run.id).await;
+    assert_eq!(done.state, RunState::Succeeded, "{:?}", done.error);
+
+    let file = app
+        .fake
+        .wait_file("output.txt shared", |f| {
+            f.filename == "output.txt" && f.completed.is_some()
+        })
+        .await;
+    let whole: String = (1..=20_000).map(|i| format!("line {i}\n")).collect();
+    let got = String::from_utf8_lossy(&file.bytes);
+    assert!(
+        got == whole,
+        "output.txt is the whole log: {} bytes, starting {:?}, want {} bytes",
+        file.bytes.len(),
+        got.chars().take(40).collect::<String>(),
+        whole.len()
+    );
+    let result = app
+        .fake
+        .wait_call("chat.postMessage", |c| {
+            c.ok() && c.field("thread_ts").is_some() && c.shown().contains("Output cut")
+        })
+        .await;
+    let total = whole.trim_end().chars().count();
+    assert!(
+        result.shown().contains(&format!(
+            "of {total} characters; the whole output is in output.txt"
+        )),
+        "the note counts the whole log: {}",
+        result.shown()
+    );
+}
+
+/// `output = "csv"` on csvkit's csvstat: the printed CSV is the result, posted
+/// in the run's thread as an aligned table in a code block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_output_of_a_real_tool_is_a_table_in_the_thread() {
+    let app = spawn_slack_app().await;
+    let m = app.env.path().join("manifests");
+    let csvstat = crate::python_init::venv().join("bin/csvstat");
+    std::fs::write(
+        m.join("csv-stats.toml"),
+        format!(
+            "name = \"csv-stats\"\ncommand = [{:?}, {:?}, \"--csv\", \"{{file}}\"]\noutput = \"csv\"\n\
+             [[param]]\nname = \"file\"\n[access]\nrun = [\"anyone\"]\n",
+            crate::python_init::python(),
+            csvstat.display().to_string()
+        ),
+    )
+    .unwrap();
+    let input = app.env.path().join("sales.csv");
+    std::fs::write(&input, "region,amount\nnorth,10\nsouth,32\n").unwrap();
+    let (catalog, problems) = execgov::manifest::load_catalog(&m, app.engine.config());
+    assert!(problems.is_empty(), "{problems:?}");
+    app.engine.replace_catalog(catalog);
+
+    let reply = app
+        .command(
+            ALICE,
+            ONCALL,
+            &format!("csv-stats file={}", input.display()),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let run = app.only_run().await;
+    let status = app.status_message(run.id, ONCALL).await;
+    let status_ts = status.answered_ts().expect("ts").to_string();
+    let done = crate::helpers::wait_final(&app.engine, run.id).await;
+    assert_eq!(done.state, RunState::Succeeded, "{:?}", done.error);
+    let result = app
+        .fake
+        .wait_call("chat.postMessage", |c| {
+            c.ok() && c.field("thread_ts") == Some(&status_ts) && c.shown().contains("*Result*")
+        })
+        .await;
+    let shown = result.shown();
+    assert!(
+        shown.contains("```\\ncolumn_id  column_name  type"),
+        "the table's header, aligned in a code block: {shown}"
+    );
+    assert!(
+        shown.contains("2          amount       Number"),
+        "a row per input column: {shown}"
     );
 }

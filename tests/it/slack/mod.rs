@@ -5,7 +5,7 @@
 //!
 //! Layout: `spawn_slack_app()` here; the fake in `fake.rs` (recording, waiting),
 //! `answers.rs` (what each method answers) and `socket.rs` (Socket Mode);
-//! requests in `sign.rs` + `payloads.rs`; tests in `flows.rs`, `refusals.rs`,
+//! requests in `sign.rs` + `payloads.rs`; tests in `flows.rs`, `late.rs`, `refusals.rs`,
 //! `approvals.rs`, `reliability.rs`, `socket_mode.rs`.
 
 mod answers;
@@ -16,6 +16,7 @@ pub mod socket;
 
 mod approvals;
 mod flows;
+mod late;
 mod refusals;
 mod reliability;
 mod socket_mode;
@@ -54,6 +55,18 @@ const SLACK_REPORT_SH: &str = "echo '::progress 50 Writing rows'\nsleep 0.6\n\
 printf 'month,region,total\\n%s,emea,1200\\n%s,amer,900\\n' \"$1\" \"$1\" > \"$EXECGOV_OUTPUT_DIR/report-$1.csv\"\n\
 echo \"wrote report-$1.csv\"\n";
 
+/// A script whose output is far longer than a message shows: 20,000 numbered lines.
+const SLACK_LONG: &str = r#"name = "slack-long"
+description = "Print 20,000 numbered lines"
+command = ["sh", "scripts/slack_long.sh"]
+timeout = "20s"
+[access]
+run = ["group:sre"]
+channels = ["oncall"]
+"#;
+
+const SLACK_LONG_SH: &str = "i=1\nwhile [ $i -le 20000 ]; do echo \"line $i\"; i=$((i+1)); done\n";
+
 /// How the app under test talks to Slack.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
@@ -88,6 +101,8 @@ pub async fn spawn_slack_app_with(opts: Options) -> SlackApp {
     let manifests = env.path().join("manifests");
     std::fs::write(manifests.join("slack-report.toml"), SLACK_REPORT).unwrap();
     std::fs::write(manifests.join("scripts/slack_report.sh"), SLACK_REPORT_SH).unwrap();
+    std::fs::write(manifests.join("slack-long.toml"), SLACK_LONG).unwrap();
+    std::fs::write(manifests.join("scripts/slack_long.sh"), SLACK_LONG_SH).unwrap();
     let secrets = env.path().join("secrets");
     std::fs::create_dir_all(&secrets).unwrap();
     let secret = |name: &str, value: &str| {
@@ -113,10 +128,9 @@ pub async fn spawn_slack_app_with(opts: Options) -> SlackApp {
     text.push_str(&section);
     std::fs::write(env.config_path(), text).unwrap();
 
-    let mut app = Application::build(env.config())
+    let app = Application::build(env.config())
         .await
         .expect("the app builds with a [slack] section");
-    app.pool_options_mut().poll = Duration::from_millis(100);
     let addr = app.local_addr();
     let engine = app.engine();
     let stop = CancellationToken::new();
@@ -139,11 +153,15 @@ impl SlackApp {
     }
 
     /// `/run {text}` from `user` in `channel`, correctly signed.
+    /// The `response_url` goes to the fake, as Slack's goes to Slack.
     pub async fn command(&self, user: SlackUser, channel: SlackChannel, text: &str) -> Reply {
-        self.send(&SlackRequest::command(&payloads::slash_command(
-            user, channel, text,
-        )))
-        .await
+        let mut fields = payloads::slash_command(user, channel, text);
+        for (k, v) in &mut fields {
+            if k == "response_url" {
+                *v = self.fake.response_url();
+            }
+        }
+        self.send(&SlackRequest::command(&fields)).await
     }
 
     pub async fn interact(&self, payload: &Value) -> Reply {

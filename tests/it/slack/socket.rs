@@ -26,6 +26,9 @@ pub(super) struct Hub {
     conns: Mutex<Vec<(usize, mpsc::UnboundedSender<Message>)>>,
     /// JSON frames from the bot (acks), in arrival order.
     frames: Mutex<Vec<Value>>,
+    /// Connections that went silent: the fake neither reads (so no pong) nor
+    /// sends on them, as a half-open socket behaves.
+    silent: Mutex<Vec<usize>>,
     /// Connections ever accepted.
     connects: AtomicUsize,
     envelopes: AtomicUsize,
@@ -128,8 +131,28 @@ where
         }
         let _ = sink.close().await;
     };
+    let is_silent = || {
+        s.hub
+            .silent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&id)
+    };
+    let writer = async {
+        writer.await;
+        // A silent connection stays open from this side.
+        if is_silent() {
+            std::future::pending::<()>().await;
+        }
+    };
     let reader = async {
-        while let Some(Ok(m)) = stream.next().await {
+        loop {
+            if is_silent() {
+                std::future::pending::<()>().await;
+            }
+            let Some(Ok(m)) = stream.next().await else {
+                break;
+            };
             match m {
                 Message::Text(t) => {
                     let frame =
@@ -201,6 +224,27 @@ impl FakeSlack {
                 .cloned()
         })
         .await
+    }
+
+    /// The newest connection goes silent (half-open): no frame, no pong, and
+    /// it is not closed from this side. Returns how many connections were
+    /// accepted so far.
+    pub async fn silence_newest(&self) -> usize {
+        self.wait_socket_connects(1).await;
+        let (id, _) = self
+            .shared
+            .hub
+            .newest()
+            .expect("a live Socket Mode connection");
+        self.shared
+            .hub
+            .silent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(id);
+        self.shared.hub.remove(id);
+        self.shared.bump();
+        self.socket_connects()
     }
 
     /// Sends `disconnect` (Slack's warning before it rotates a connection) on the

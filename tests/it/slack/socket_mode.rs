@@ -2,8 +2,8 @@
 //! token, acks each envelope by its `envelope_id`, runs slash commands and
 //! button clicks that arrive over the WebSocket exactly as over HTTP, and
 //! after Slack's `disconnect` it opens a new connection and keeps working;
-//! an event delivered twice over the socket makes one run. `/readyz` says
-//! whether the socket is up.
+//! an event delivered twice over the socket makes one run; a socket that
+//! goes silent (half-open) is replaced. `/readyz` says whether the socket is up.
 
 use super::payloads::{self, ALICE, APPROVALS, BOB, ONCALL};
 use super::*;
@@ -151,7 +151,11 @@ async fn a_mention_over_the_socket_runs_once_even_if_redelivered() {
 
 /// Polls `/readyz` until it answers `status` with `line` in its body.
 async fn wait_readyz(app: &SlackApp, status: u16, line: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    wait_readyz_within(app, status, line, Duration::from_secs(20)).await
+}
+
+async fn wait_readyz_within(app: &SlackApp, status: u16, line: &str, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
     loop {
         let (got, body) = http_get(app.addr, "/readyz").await;
         if got == status && body.lines().any(|l| l == line) {
@@ -184,4 +188,20 @@ async fn readyz_is_ready_only_while_the_socket_is_up() {
         "{}",
         app.fake.summary()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_that_stops_answering_is_replaced_and_readyz_says_so_meanwhile() {
+    let app = spawn_socket_app().await;
+    wait_readyz(&app, 200, "slack ok").await;
+    // Half-open: Slack's side neither answers pings nor sends, nor closes.
+    let connects = app.fake.silence_newest().await;
+    // Seen within the default 30 s (a ping every 10 s; silent for 20 s at a
+    // ping is half-open); the deadline leaves room for a loaded machine.
+    wait_readyz_within(&app, 503, "slack not ready", Duration::from_secs(60)).await;
+    app.fake.wait_socket_connects(connects + 1).await;
+    wait_readyz(&app, 200, "slack ok").await;
+    command_over_socket(&app, "slack-report month=2026-01").await;
+    let run = app.only_run().await;
+    finished_and_reported(&app, run.id).await;
 }

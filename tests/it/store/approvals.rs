@@ -8,11 +8,11 @@ async fn decisions_need_distinct_approvers_and_a_deny_rejects(backend: &str) {
     let (store, _db) = fresh_store(backend).await;
 
     let run = store
-        .create_run(awaiting("purge", 2, Some(T + 3_600_000)), T)
+        .create_at(awaiting("purge", 2, Some(T + 3_600_000)), T)
         .await
         .unwrap();
     match store
-        .decide(run.id, decision("alice", true, T + 1))
+        .decide(run.id, decision("alice", true, T + 1), Durability::Synced)
         .await
         .unwrap()
     {
@@ -26,13 +26,15 @@ async fn decisions_need_distinct_approvers_and_a_deny_rejects(backend: &str) {
         }
         other => panic!("expected Recorded, got {other:?}"),
     }
-    let again = store.decide(run.id, decision("alice", true, T + 2)).await;
+    let again = store
+        .decide(run.id, decision("alice", true, T + 2), Durability::Synced)
+        .await;
     assert!(
         matches!(&again, Err(StoreError::AlreadyDecided { approver, .. }) if approver.as_str() == "alice"),
         "one decision per approver: {again:?}"
     );
     let queued = match store
-        .decide(run.id, decision("bob", true, T + 3))
+        .decide(run.id, decision("bob", true, T + 3), Durability::Synced)
         .await
         .unwrap()
     {
@@ -59,7 +61,9 @@ async fn decisions_need_distinct_approvers_and_a_deny_rejects(backend: &str) {
             "run.queued"
         ]
     );
-    let late = store.decide(run.id, decision("carol", true, T + 4)).await;
+    let late = store
+        .decide(run.id, decision("carol", true, T + 4), Durability::Synced)
+        .await;
     assert!(
         matches!(
             late,
@@ -72,11 +76,15 @@ async fn decisions_need_distinct_approvers_and_a_deny_rejects(backend: &str) {
     );
 
     let other = store
-        .create_run(awaiting("purge", 1, None), T)
+        .create_at(awaiting("purge", 1, None), T)
         .await
         .unwrap();
     let rejected = match store
-        .decide(other.id, decision("carol", false, T + 1))
+        .decide(
+            other.id,
+            decision("carol", false, T + 1),
+            Durability::Synced,
+        )
         .await
         .unwrap()
     {
@@ -85,7 +93,9 @@ async fn decisions_need_distinct_approvers_and_a_deny_rejects(backend: &str) {
     };
     assert_eq!(rejected.state, RunState::Rejected);
     assert_eq!(rejected.reason.as_deref(), Some("not today"));
-    let after = store.decide(other.id, decision("dave", true, T + 2)).await;
+    let after = store
+        .decide(other.id, decision("dave", true, T + 2), Durability::Synced)
+        .await;
     assert!(
         matches!(
             after,

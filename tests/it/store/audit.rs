@@ -16,7 +16,7 @@ async fn chain_of_six(backend: &str) -> (Store, execgov::store::testing::Guard) 
     let (store, db) = fresh_store(backend).await;
     for i in 0..3 {
         store
-            .create_run(new_run("backup", RunState::Queued), T + i)
+            .create_at(new_run("backup", RunState::Queued), T + i)
             .await
             .unwrap();
     }

@@ -7,20 +7,73 @@ on_both_backends!(
     claims_honour_max_concurrent_and_oldest_first,
     leases_lapse_and_cancels_follow_the_state,
     separate_processes_never_claim_a_run_twice,
+    claims_pass_over_runs_meant_for_other_runners,
 );
+
+/// Forty queued runs that need a `db-host` runner neither hide the plain run
+/// behind them from the local runner nor go to a runner without that tag.
+async fn claims_pass_over_runs_meant_for_other_runners(backend: &str) {
+    let (store, _db) = fresh_store(backend).await;
+    for i in 0..40 {
+        let run = NewRun {
+            runs_on: vec!["db-host".into()],
+            max_concurrent: 100,
+            ..new_run("on-db", RunState::Queued)
+        };
+        store.create_at(run, T + i).await.unwrap();
+    }
+    let plain = store
+        .create_at(new_run("plain", RunState::Queued), T + 100)
+        .await
+        .unwrap();
+    let local = execgov::store::testing::local_runner("local");
+    let got = store.claim_next(&local, 30_000, T + 200).await.unwrap();
+    assert_eq!(got.map(|r| r.id), Some(plain.id), "the local runner's run");
+    assert!(
+        store
+            .claim_next(&local, 30_000, T + 201)
+            .await
+            .unwrap()
+            .is_none(),
+        "runs with tags are not the local runner's"
+    );
+    let tagged = |name: &str, tags: &[&str]| execgov::store::RunnerIdentity {
+        name: name.into(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        local: false,
+    };
+    let eu = tagged("eu1", &["eu"]);
+    assert!(
+        store
+            .claim_next(&eu, 30_000, T + 202)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let db = tagged("db1", &["eu", "db-host"]);
+    let got = store
+        .claim_next(&db, 30_000, T + 203)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (got.runs_on.clone(), got.worker.as_deref()),
+        (vec!["db-host".to_string()], Some("db1"))
+    );
+}
 
 async fn claims_honour_max_concurrent_and_oldest_first(backend: &str) {
     let (store, _db) = fresh_store(backend).await;
     let a1 = store
-        .create_run(new_run("alpha", RunState::Queued), T)
+        .create_at(new_run("alpha", RunState::Queued), T)
         .await
         .unwrap();
     let a2 = store
-        .create_run(new_run("alpha", RunState::Queued), T + 1)
+        .create_at(new_run("alpha", RunState::Queued), T + 1)
         .await
         .unwrap();
     let b1 = store
-        .create_run(
+        .create_at(
             NewRun {
                 max_concurrent: 2,
                 ..new_run("beta", RunState::Queued)
@@ -31,7 +84,7 @@ async fn claims_honour_max_concurrent_and_oldest_first(backend: &str) {
         .unwrap();
 
     let first = store
-        .claim_next("w1", 30_000, T + 10)
+        .claim_next(&execgov::store::testing::local_runner("w1"), 30_000, T + 10)
         .await
         .unwrap()
         .expect("a1 is runnable");
@@ -47,7 +100,7 @@ async fn claims_honour_max_concurrent_and_oldest_first(backend: &str) {
     );
 
     let second = store
-        .claim_next("w2", 30_000, T + 11)
+        .claim_next(&execgov::store::testing::local_runner("w2"), 30_000, T + 11)
         .await
         .unwrap()
         .expect("b1 is runnable");
@@ -57,7 +110,7 @@ async fn claims_honour_max_concurrent_and_oldest_first(backend: &str) {
     );
     assert!(
         store
-            .claim_next("w3", 30_000, T + 12)
+            .claim_next(&execgov::store::testing::local_runner("w3"), 30_000, T + 12)
             .await
             .unwrap()
             .is_none(),
@@ -66,7 +119,7 @@ async fn claims_honour_max_concurrent_and_oldest_first(backend: &str) {
 
     finish(&store, a1.id, T + 20).await;
     let third = store
-        .claim_next("w3", 30_000, T + 21)
+        .claim_next(&execgov::store::testing::local_runner("w3"), 30_000, T + 21)
         .await
         .unwrap()
         .expect("a2 is runnable now");
@@ -83,11 +136,11 @@ async fn claims_honour_max_concurrent_and_oldest_first(backend: &str) {
 async fn leases_lapse_and_cancels_follow_the_state(backend: &str) {
     let (store, _db) = fresh_store(backend).await;
     let run = store
-        .create_run(new_run("alpha", RunState::Queued), T)
+        .create_at(new_run("alpha", RunState::Queued), T)
         .await
         .unwrap();
     store
-        .claim_next("w1", 1_000, T)
+        .claim_next(&execgov::store::testing::local_runner("w1"), 1_000, T)
         .await
         .unwrap()
         .expect("claimable");
@@ -131,11 +184,11 @@ async fn leases_lapse_and_cancels_follow_the_state(backend: &str) {
     );
 
     let queued = store
-        .create_run(new_run("beta", RunState::Queued), T)
+        .create_at(new_run("beta", RunState::Queued), T)
         .await
         .unwrap();
     let cancelled = store
-        .request_cancel(queued.id, "person:alice", T + 1)
+        .request_cancel(queued.id, "person:alice", T + 1, Durability::Synced)
         .await
         .unwrap();
     assert_eq!(cancelled.state, RunState::Cancelled);
@@ -143,7 +196,9 @@ async fn leases_lapse_and_cancels_follow_the_state(backend: &str) {
         actions(&store, queued.id).await.last().map(String::as_str),
         Some("run.cancelled")
     );
-    let twice = store.request_cancel(queued.id, "person:alice", T + 2).await;
+    let twice = store
+        .request_cancel(queued.id, "person:alice", T + 2, Durability::Synced)
+        .await;
     assert!(
         matches!(
             twice,
@@ -155,12 +210,12 @@ async fn leases_lapse_and_cancels_follow_the_state(backend: &str) {
         "{twice:?}"
     );
     let waiting = store
-        .create_run(awaiting("purge", 1, None), T)
+        .create_at(awaiting("purge", 1, None), T)
         .await
         .unwrap();
     assert_eq!(
         store
-            .request_cancel(waiting.id, "person:alice", T + 1)
+            .request_cancel(waiting.id, "person:alice", T + 1, Durability::Synced)
             .await
             .unwrap()
             .state,
@@ -168,19 +223,19 @@ async fn leases_lapse_and_cancels_follow_the_state(backend: &str) {
     );
 
     let busy = store
-        .create_run(new_run("gamma", RunState::Queued), T)
+        .create_at(new_run("gamma", RunState::Queued), T)
         .await
         .unwrap();
     assert_eq!(
         store
-            .claim_next("w1", 60_000, T)
+            .claim_next(&execgov::store::testing::local_runner("w1"), 60_000, T)
             .await
             .unwrap()
             .map(|r| r.id),
         Some(busy.id)
     );
     let asked = store
-        .request_cancel(busy.id, "person:alice", T + 1)
+        .request_cancel(busy.id, "person:alice", T + 1, Durability::Synced)
         .await
         .unwrap();
     assert!(
@@ -189,7 +244,7 @@ async fn leases_lapse_and_cancels_follow_the_state(backend: &str) {
     );
     let entries = actions(&store, busy.id).await.len();
     store
-        .request_cancel(busy.id, "person:bob", T + 2)
+        .request_cancel(busy.id, "person:bob", T + 2, Durability::Synced)
         .await
         .unwrap();
     assert_eq!(
@@ -212,7 +267,7 @@ async fn separate_processes_never_claim_a_run_twice(backend: &str) {
             max_concurrent: MAX,
             ..new_run(&format!("script-{}", i % 4), RunState::Queued)
         };
-        store.create_run(new, T + i as i64).await.unwrap();
+        store.create_at(new, T + i as i64).await.unwrap();
     }
 
     let mut workers = Vec::new();
@@ -226,7 +281,7 @@ async fn separate_processes_never_claim_a_run_twice(backend: &str) {
             let mut claimed = Vec::new();
             loop {
                 match store
-                    .claim_next(&worker, 60_000, T)
+                    .claim_next(&execgov::store::testing::local_runner(&worker), 60_000, T)
                     .await
                     .expect("claiming")
                 {

@@ -11,7 +11,7 @@ async fn lifecycle_refuses_missing_arrows_and_audits_each_change(backend: &str) 
     let (store, _db) = fresh_store(backend).await;
 
     let run = store
-        .create_run(new_run("backup", RunState::Queued), T)
+        .create_at(new_run("backup", RunState::Queued), T)
         .await
         .unwrap();
     assert_eq!(run.state, RunState::Queued);
@@ -53,22 +53,13 @@ async fn lifecycle_refuses_missing_arrows_and_audits_each_change(backend: &str) 
         "a refused transition writes nothing"
     );
 
-    let patch = RunPatch {
-        exit_code: Some(0),
-        output_tail: Some("done".into()),
-        result: Some(json!({"rows": 3})),
-        ..RunPatch::default()
-    };
+    let edit = Edit::new(|r| {
+        r.exit_code = Some(0);
+        r.output_tail = Some("done".into());
+        r.result = Some(json!({"rows": 3}));
+    });
     let done = store
-        .transition(
-            run.id,
-            RunState::Succeeded,
-            "system",
-            "run.succeeded",
-            json!({}),
-            patch,
-            T + 3,
-        )
+        .move_at(run.id, RunState::Succeeded, "system", edit, T + 3)
         .await
         .unwrap();
     assert_eq!((done.exit_code, done.finished_at), (Some(0), Some(T + 3)));
@@ -85,17 +76,15 @@ async fn lifecycle_refuses_missing_arrows_and_audits_each_change(backend: &str) 
     );
 
     let risky = store
-        .create_run(awaiting("purge", 1, None), T)
+        .create_at(awaiting("purge", 1, None), T)
         .await
         .unwrap();
     let rejected = store
-        .transition(
+        .move_at(
             risky.id,
             RunState::Rejected,
             "person:bob",
-            "run.rejected",
-            json!({}),
-            RunPatch::default(),
+            Edit::none(),
             T + 1,
         )
         .await
@@ -105,13 +94,11 @@ async fn lifecycle_refuses_missing_arrows_and_audits_each_change(backend: &str) 
         "a final state stamps finished_at"
     );
     let requeue = store
-        .transition(
+        .move_at(
             risky.id,
             RunState::Queued,
             "person:bob",
-            "run.queued",
-            json!({}),
-            RunPatch::default(),
+            Edit::none(),
             T + 2,
         )
         .await;
@@ -133,7 +120,7 @@ async fn lifecycle_refuses_missing_arrows_and_audits_each_change(backend: &str) 
     );
 
     let bad_start = store
-        .create_run(new_run("backup", RunState::Running), T)
+        .create_at(new_run("backup", RunState::Running), T)
         .await;
     assert!(
         matches!(bad_start, Err(StoreError::InvalidTransition { .. })),
@@ -152,15 +139,15 @@ async fn lifecycle_refuses_missing_arrows_and_audits_each_change(backend: &str) 
 async fn expiry_closes_unanswered_requests(backend: &str) {
     let (store, _db) = fresh_store(backend).await;
     let due = store
-        .create_run(awaiting("purge", 1, Some(T + 10)), T)
+        .create_at(awaiting("purge", 1, Some(T + 10)), T)
         .await
         .unwrap();
     let later = store
-        .create_run(awaiting("purge", 1, Some(T + 1_000)), T)
+        .create_at(awaiting("purge", 1, Some(T + 1_000)), T)
         .await
         .unwrap();
     let never = store
-        .create_run(awaiting("purge", 1, None), T)
+        .create_at(awaiting("purge", 1, None), T)
         .await
         .unwrap();
 
@@ -184,7 +171,11 @@ async fn expiry_closes_unanswered_requests(backend: &str) {
     );
 
     let too_late = store
-        .decide(later.id, decision("bob", true, T + 2_000))
+        .decide(
+            later.id,
+            decision("bob", true, T + 2_000),
+            Durability::Synced,
+        )
         .await;
     assert!(
         matches!(

@@ -9,16 +9,17 @@
 //! - `approvals.rs`: one decision per approver, quorum, deny;
 //! - `claims.rs`: concurrency limits, leases, cancels, claims across processes;
 //! - `audit.rs`: `verify_chain` against edited, deleted, swapped, rehashed rows;
+//! - `keyed.rs`: the keyed chain, forged approvals, checkpoints;
 //! - `tables.rs`: artifacts, heartbeats, queries, and opening databases.
 
 use std::collections::HashSet;
 
 use execgov::store::testing::{allow_audit_tampering, fresh_database, fresh_store};
 use execgov::store::{
-    Artifact, ChainCheck, DecisionInput, DecisionOutcome, NewRun, RunFilter, RunPatch, Store,
-    StoreError,
+    Artifact, ChainCheck, DecisionInput, DecisionOutcome, Durability, Edit, NewRun, Note, Run,
+    RunFilter, Store, StoreError, Transition,
 };
-use execgov::types::{PersonId, RunId, RunState};
+use execgov::types::{Approvers, ArgValue, PersonId, Place, Platform, Risk, RunId, RunState};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -45,26 +46,34 @@ macro_rules! on_both_backends {
 mod approvals;
 mod audit;
 mod claims;
+mod keyed;
 mod lifecycle;
 mod tables;
 
 fn new_run(script: &str, state: RunState) -> NewRun {
     NewRun {
         script: script.into(),
-        args: json!({ "days": 30 }),
+        args: [("days".to_string(), ArgValue::Int(30))].into(),
         requester: "person:alice".into(),
-        requester_person: Some("alice".into()),
-        place: json!({ "platform": "slack", "channel": "C1" }),
+        requester_person: Some(PersonId("alice".into())),
+        place: Place::new(Platform::Slack, "C1"),
         manifest_digest: "digest-1".into(),
         max_concurrent: 1,
         timeout_ms: 60_000,
-        risk: "low".into(),
-        state,
-        reason: None,
+        risk: Risk::Low,
         quorum: 1,
-        approvers: json!(["group:sre-leads"]),
+        approvers: Approvers {
+            principals: vec!["group:sre-leads".into()],
+            ..Approvers::default()
+        },
         expires_at: None,
         schedule_key: None,
+        created_at: T,
+        runs_on: Vec::new(),
+        rule: None,
+        break_glass: None,
+        state,
+        reason: None,
     }
 }
 
@@ -72,8 +81,44 @@ fn awaiting(script: &str, quorum: i64, expires_at: Option<i64>) -> NewRun {
     NewRun {
         quorum,
         expires_at,
-        risk: "high".into(),
+        risk: Risk::High,
         ..new_run(script, RunState::AwaitingApproval)
+    }
+}
+
+/// The store's calls as these tests make them: at a given time, synced.
+trait At {
+    async fn create_at(&self, new: NewRun, now: i64) -> Result<Run, StoreError>;
+    async fn move_at(
+        &self,
+        id: RunId,
+        to: RunState,
+        actor: &str,
+        edit: Edit,
+        now: i64,
+    ) -> Result<Run, StoreError>;
+}
+
+impl At for Store {
+    async fn create_at(&self, new: NewRun, now: i64) -> Result<Run, StoreError> {
+        let new = NewRun {
+            created_at: now,
+            ..new
+        };
+        self.create_run(new, Durability::Synced).await
+    }
+
+    async fn move_at(
+        &self,
+        id: RunId,
+        to: RunState,
+        actor: &str,
+        edit: Edit,
+        now: i64,
+    ) -> Result<Run, StoreError> {
+        let note = Note::moved(actor, to, json!({}), now);
+        self.transition(Transition { id, to, note, edit }, Durability::Synced)
+            .await
     }
 }
 
@@ -97,35 +142,27 @@ async fn actions(store: &Store, run: RunId) -> Vec<String> {
     entries.into_iter().map(|e| e.action).collect()
 }
 
-async fn start(store: &Store, id: RunId, now: i64) -> Result<execgov::store::Run, StoreError> {
-    let patch = RunPatch::default();
+async fn start(store: &Store, id: RunId, now: i64) -> Result<Run, StoreError> {
+    let note = Note {
+        actor: "system".into(),
+        action: "run.started".into(),
+        details: json!({}),
+        now,
+    };
+    let to = RunState::Running;
+    let edit = Edit::none();
     store
-        .transition(
-            id,
-            RunState::Running,
-            "system",
-            "run.started",
-            json!({}),
-            patch,
-            now,
-        )
+        .transition(Transition { id, to, note, edit }, Durability::Relaxed)
         .await
 }
 
 async fn finish(store: &Store, id: RunId, now: i64) {
-    let patch = RunPatch {
-        exit_code: Some(0),
-        ..RunPatch::default()
-    };
-    let details = json!({ "exit_code": 0 });
     store
-        .transition(
+        .move_at(
             id,
             RunState::Succeeded,
             "system",
-            "run.succeeded",
-            details,
-            patch,
+            Edit::new(|r| r.exit_code = Some(0)),
             now,
         )
         .await

@@ -31,8 +31,8 @@ async fn side_tables_and_queries_work(backend: &str) {
         schedule_key: Some("backup/0 0 6 * * */1700000000".into()),
         ..new_run("backup", RunState::Queued)
     };
-    let run = store.create_run(keyed(), T).await.unwrap();
-    let dup = store.create_run(keyed(), T).await.unwrap_err();
+    let run = store.create_at(keyed(), T).await.unwrap();
+    let dup = store.create_at(keyed(), T).await.unwrap_err();
     assert!(
         dup.is_unique_violation(),
         "a schedule firing is recorded once: {dup:?}"
@@ -66,10 +66,10 @@ async fn side_tables_and_queries_work(backend: &str) {
         ("report", "bob"),
     ] {
         let new = NewRun {
-            requester_person: Some(person.into()),
+            requester_person: Some(PersonId(person.into())),
             ..new_run(script, RunState::Queued)
         };
-        store.create_run(new, T).await.unwrap();
+        store.create_at(new, T).await.unwrap();
     }
     let bobs_reports = RunFilter {
         script: Some("report".into()),
@@ -103,7 +103,7 @@ async fn side_tables_and_queries_work(backend: &str) {
         .unwrap();
     assert_eq!(all.len(), 5);
     assert_eq!(
-        all[4].args,
+        serde_json::to_value(&all[4].args).unwrap(),
         json!({ "days": 30 }),
         "JSON columns round-trip"
     );
@@ -146,7 +146,7 @@ async fn sqlite_creates_missing_folders_and_uses_wal() {
         .expect("missing folders are created");
     assert_eq!(store.backend_name(), "sqlite");
     store
-        .create_run(new_run("backup", RunState::Queued), T)
+        .create_at(new_run("backup", RunState::Queued), T)
         .await
         .unwrap();
     let file = url.trim_start_matches("sqlite://");

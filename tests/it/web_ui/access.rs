@@ -131,9 +131,7 @@ async fn sign_in_links_work_once_for_configured_people_and_are_stored_hashed() {
             id: "UNOBODY".into(),
         },
     };
-    let reply = execgov::web::login::issue_login_link(&app.engine, &unknown)
-        .await
-        .unwrap();
+    let reply = app.engine.login_link(&unknown).await.unwrap();
     assert_eq!(reply.kind, ReplyKind::Error, "{}", reply.text);
     let mut as_bob = person("bob");
     if let execgov::types::Actor::Person {
@@ -142,9 +140,7 @@ async fn sign_in_links_work_once_for_configured_people_and_are_stored_hashed() {
     {
         *impersonated_by = Some("root".into());
     }
-    let reply = execgov::web::login::issue_login_link(&app.engine, &as_bob)
-        .await
-        .unwrap();
+    let reply = app.engine.login_link(&as_bob).await.unwrap();
     assert_eq!(
         reply.kind,
         ReplyKind::Error,
@@ -244,10 +240,23 @@ async fn forms_without_the_sessions_csrf_token_are_refused() {
         assert_eq!(r.status, 403, "{path} with another session's token");
     }
     let decide = format!("/runs/{}/decision", risky.id);
-    let r = bob.post_form(&decide, &[("decision", "approve")]).await;
+    let (_, confirmation) = bob.confirmation(risky.id).await;
+    let r = bob
+        .post_form(
+            &decide,
+            &[("decision", "approve"), ("confirm", &confirmation)],
+        )
+        .await;
     assert_eq!(r.status, 403, "a decision without a CSRF token");
     let r = bob
-        .post_form(&decide, &[("decision", "approve"), ("csrf", "0000")])
+        .post_form(
+            &decide,
+            &[
+                ("decision", "approve"),
+                ("confirm", &confirmation),
+                ("csrf", "0000"),
+            ],
+        )
         .await;
     assert_eq!(r.status, 403, "or a wrong one");
     let r = bob
@@ -311,11 +320,7 @@ async fn runs_are_started_and_approved_from_the_web_under_the_engines_rules() {
         bad.status, 400,
         "a missing required parameter re-shows the form"
     );
-    assert!(
-        bad.body.contains("missing required parameter `marker`"),
-        "{}",
-        bad.body
-    );
+    assert!(bad.body.contains("Required: fill this in."), "{}", bad.body);
 
     let r = alice
         .post_form(
@@ -334,14 +339,25 @@ async fn runs_are_started_and_approved_from_the_web_under_the_engines_rules() {
     );
     let run = app.engine.store().get_run(id).await.unwrap();
     assert_eq!(run.state, RunState::AwaitingApproval);
-    assert_eq!(run.place["platform"], "web", "asked from the web");
+    assert_eq!(
+        run.place.platform,
+        execgov::types::Platform::Web,
+        "asked from the web"
+    );
     assert_eq!(run.requester, "person:alice");
 
-    // alice may not approve her own run, even by posting the form by hand.
+    // alice may not approve her own run, even by posting the form by hand with the
+    // confirmation from an approver's page.
+    let mut bob = app.sign_in("bob").await;
+    let (bc, confirmation) = bob.confirmation(id).await;
     let r = alice
         .post_form(
             &format!("/runs/{id}/decision"),
-            &[("csrf", &csrf), ("decision", "approve")],
+            &[
+                ("csrf", &csrf),
+                ("decision", "approve"),
+                ("confirm", &confirmation),
+            ],
         )
         .await;
     assert_eq!(r.status, 303);
@@ -357,7 +373,11 @@ async fn runs_are_started_and_approved_from_the_web_under_the_engines_rules() {
     carol
         .post_form(
             &format!("/runs/{id}/decision"),
-            &[("csrf", &cc), ("decision", "approve")],
+            &[
+                ("csrf", &cc),
+                ("decision", "approve"),
+                ("confirm", &confirmation),
+            ],
         )
         .await;
     assert_eq!(
@@ -365,14 +385,13 @@ async fn runs_are_started_and_approved_from_the_web_under_the_engines_rules() {
         RunState::AwaitingApproval
     );
 
-    let mut bob = app.sign_in("bob").await;
-    let bc = bob.csrf().await;
     let r = bob
         .post_form(
             &format!("/runs/{id}/decision"),
             &[
                 ("csrf", &bc),
                 ("decision", "approve"),
+                ("confirm", &confirmation),
                 ("reason", "looks fine"),
             ],
         )

@@ -35,7 +35,8 @@ pub(crate) struct Rendered {
     pub text: String,
     /// Block Kit blocks; `None` for plain text messages.
     pub blocks: Option<Vec<Value>>,
-    /// A run's whole output tail when the blocks show only its end, to upload as a file.
+    /// What to upload as `output.txt` when the blocks show only the output's
+    /// end: the whole stored log where the core sent it, else the tail.
     pub full_output: Option<String>,
 }
 
@@ -58,7 +59,12 @@ pub(crate) fn render(message: &Message) -> Rendered {
             Rendered {
                 text,
                 blocks: Some(blocks),
-                full_output: cut.then(|| run.output_tail.clone().unwrap_or_default()),
+                full_output: cut.then(|| {
+                    run.full_output
+                        .clone()
+                        .or_else(|| run.output_tail.clone())
+                        .unwrap_or_default()
+                }),
             }
         }
         Message::ApprovalRequest { approval } => Rendered {

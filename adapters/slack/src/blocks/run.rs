@@ -35,6 +35,9 @@ pub(crate) fn status_blocks(run: &RunView) -> Vec<Value> {
     if let Some(reason) = run.reason.as_deref().filter(|r| !r.trim().is_empty()) {
         blocks.push(section(&format!("*Reason:* {}", escape(reason))));
     }
+    if let Some(flag) = run.flag.as_deref() {
+        blocks.push(section(&format!(":rotating_light: *{}*", escape(flag))));
+    }
     blocks.push(audit_context(run));
     blocks
 }
@@ -115,12 +118,19 @@ pub(crate) fn result_blocks(run: &RunView) -> (Vec<Value>, bool) {
     }
     let mut cut = false;
     if let Some(tail) = run.output_tail.as_deref().filter(|t| !t.trim().is_empty()) {
-        let (text, was_cut) = output_section(tail);
+        let whole = run
+            .full_output
+            .as_deref()
+            .map(|o| o.trim_end().chars().count());
+        let (text, was_cut) = output_section_of(tail, whole);
         blocks.push(section(&text));
         cut = was_cut;
     }
     if let Some(result) = run.result.as_ref().filter(|r| !r.is_null()) {
-        blocks.push(result_block(result));
+        match execgov_chat::result::ResultView::with_table(result) {
+            Some(view) => blocks.extend(table_blocks(&view)),
+            None => blocks.push(result_block(result)),
+        }
     }
     blocks.push(audit_context(run));
     (blocks, cut)
@@ -132,30 +142,45 @@ const FENCE_CLOSE: &str = "\n```";
 
 /// The output tail in a code block within [`TEXT_LIMIT`]: the end is kept, and a
 /// note says when the start was cut.
+#[cfg(test)]
 pub(crate) fn output_section(tail: &str) -> (String, bool) {
+    output_section_of(tail, None)
+}
+
+/// [`output_section`], where `whole` is the length in characters of the whole
+/// stored log when it goes to `output.txt` (`None`: only the tail does), so
+/// the note says truthfully what the file holds.
+pub(crate) fn output_section_of(tail: &str, whole: Option<usize>) -> (String, bool) {
     let tail = tail.trim_end();
     let fences = FENCE_OPEN.chars().count() + FENCE_CLOSE.chars().count();
-    let whole = code_escape(tail);
-    if whole.chars().count() + fences <= TEXT_LIMIT {
-        return (format!("{FENCE_OPEN}{whole}{FENCE_CLOSE}"), false);
+    let escaped = code_escape(tail);
+    if escaped.chars().count() + fences <= TEXT_LIMIT {
+        return (format!("{FENCE_OPEN}{escaped}{FENCE_CLOSE}"), false);
     }
-    let total = tail.chars().count();
+    let tail_chars = tail.chars().count();
+    let note = |kept: usize| cut_note(kept, tail_chars, whole);
     // The note's length depends on how much is kept; reserve for the longest note.
-    let note_room = cut_note(total, total).chars().count() + 1;
+    let note_room = note(tail_chars).chars().count() + 1;
     let (kept, kept_chars) = keep_end(tail, TEXT_LIMIT - fences - note_room);
     (
-        format!(
-            "{}\n{FENCE_OPEN}{kept}{FENCE_CLOSE}",
-            cut_note(kept_chars, total)
-        ),
+        format!("{}\n{FENCE_OPEN}{kept}{FENCE_CLOSE}", note(kept_chars)),
         true,
     )
 }
 
-fn cut_note(kept: usize, total: usize) -> String {
-    format!(
-        "_Output cut: the last {kept} of {total} characters; the whole output is in output.txt._"
-    )
+/// What the cut output's note says: how much is shown, and what `output.txt`
+/// holds — the whole log when the core sent it, else only the tail.
+fn cut_note(kept: usize, tail: usize, whole: Option<usize>) -> String {
+    match whole {
+        Some(total) => format!(
+            "_Output cut: the last {kept} of {} characters; the whole output is in output.txt._",
+            total.max(tail)
+        ),
+        None => format!(
+            "_Output cut: the last {kept} characters; output.txt holds the last {tail}, the \
+             whole log is behind the audit link._"
+        ),
+    }
 }
 
 /// The longest end of `text` whose escaped form fits in `budget` characters,
@@ -191,6 +216,51 @@ fn code_escape_char(c: char) -> String {
         // A zero-width space after each backtick: three in a row never form a fence.
         '`' => "`\u{200B}".into(),
         c => c.to_string(),
+    }
+}
+
+/// A result with a table: its facts as fields (at most [`MAX_FIELDS`]), then the
+/// table as aligned text in a code block, at most [`CHAT_ROWS`] rows and within
+/// [`TEXT_LIMIT`]; a note says how many rows were left out.
+///
+/// [`CHAT_ROWS`]: execgov_chat::result::CHAT_ROWS
+fn table_blocks(view: &execgov_chat::result::ResultView) -> Vec<Value> {
+    let mut blocks = Vec::new();
+    if !view.fields.is_empty() {
+        let pairs: Vec<(String, String)> = view
+            .fields
+            .iter()
+            .take(MAX_FIELDS)
+            .map(|(k, v)| (escape(k), escape(v)))
+            .collect();
+        let mut block = fields(&pairs);
+        block["text"] = mrkdwn("*Result*");
+        blocks.push(block);
+    }
+    let Some(table) = &view.table else {
+        return blocks;
+    };
+    let heading = if view.fields.is_empty() {
+        "*Result*\n"
+    } else {
+        ""
+    };
+    let mut rows = execgov_chat::result::CHAT_ROWS;
+    loop {
+        let (text, left_out) = table.aligned(rows);
+        let note = table
+            .left_out_note(left_out)
+            .map(|n| format!("\n_{n}_"))
+            .unwrap_or_default();
+        let body = format!(
+            "{heading}{FENCE_OPEN}{}{FENCE_CLOSE}{note}",
+            code_escape(&text)
+        );
+        if body.chars().count() <= TEXT_LIMIT || rows == 0 {
+            blocks.push(section(&clip(&body, TEXT_LIMIT)));
+            return blocks;
+        }
+        rows -= 1;
     }
 }
 

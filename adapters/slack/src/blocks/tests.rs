@@ -157,6 +157,34 @@ fn nested_result_is_a_code_block() {
 }
 
 #[test]
+fn a_table_result_is_an_aligned_code_block_with_its_rows_capped() {
+    let mut run = succeeded();
+    let rows: Vec<serde_json::Value> = (0..500)
+        .map(|i| serde_json::json!([format!("region <{i}>"), i * 1000]))
+        .collect();
+    run.result = Some(serde_json::json!({
+        "total": 500,
+        "table": {"columns": ["region", "amount"], "rows": rows}
+    }));
+    let blocks = render(&Message::RunResult { run }).blocks.unwrap();
+    assert_within_limits(&blocks);
+    let all = all_texts(&blocks).join("\n");
+    assert!(all.contains("*total*\n500"), "the facts are fields: {all}");
+    assert!(
+        all.contains("```\nregion       amount\n-----------  ------\nregion &lt;0&gt;   0\n"),
+        "aligned, escaped, in a code block: {all}"
+    );
+    assert!(
+        all.contains("_Showing 20 of 500 rows; all of them are on the run page._"),
+        "the rows left out are said: {all}"
+    );
+    assert!(
+        !all.contains("region &lt;20&gt;"),
+        "at most 20 rows in chat"
+    );
+}
+
+#[test]
 fn long_output_keeps_its_end_within_the_limit() {
     let mut run = succeeded();
     let mut tail: String = (0..2000).map(|i| format!("line {i} <&>\n")).collect();
@@ -308,4 +336,44 @@ fn durations_read_naturally() {
     assert_eq!(duration(1234), "1.2 s");
     assert_eq!(duration(185_000), "3 min 5 s");
     assert_eq!(duration(3_720_000), "1 h 2 min");
+}
+
+#[test]
+fn output_txt_is_the_whole_log_when_the_core_sends_it_and_the_note_says_what_it_holds() {
+    let whole: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+    let tail: String = whole[whole.len() - 3000..].to_string();
+    let mut run = succeeded();
+    run.output_tail = Some(tail.clone());
+    run.full_output = Some(whole.clone());
+    let r = render(&Message::RunResult { run: run.clone() });
+    assert_eq!(
+        r.full_output.as_deref(),
+        Some(whole.as_str()),
+        "output.txt holds the whole stored log, not the tail"
+    );
+    let all = all_texts(&r.blocks.unwrap()).join("\n");
+    let total = whole.trim_end().chars().count();
+    assert!(
+        all.contains(&format!(
+            " of {total} characters; the whole output is in output.txt._"
+        )),
+        "the note counts the whole log: {all}"
+    );
+
+    run.full_output = None;
+    let r = render(&Message::RunResult { run });
+    assert_eq!(
+        r.full_output.as_deref(),
+        Some(tail.as_str()),
+        "without the log, the tail"
+    );
+    let all = all_texts(&r.blocks.unwrap()).join("\n");
+    assert!(
+        !all.contains("the whole output is in output.txt"),
+        "never claims output.txt holds what it does not: {all}"
+    );
+    assert!(
+        all.contains("output.txt holds the last") && all.contains("behind the audit link"),
+        "{all}"
+    );
 }

@@ -1,5 +1,7 @@
 //! A fake Slack Web API on 127.0.0.1 that records every call and answers with
-//! Slack's documented shapes, or with canned answers a test queues.
+//! Slack's documented shapes, or with canned answers a test queues. It also
+//! takes `response_url` POSTs (under `/hooks/`), recorded as method
+//! `response_url` and answered as Slack does: `ok` as text, or a canned error.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -60,9 +62,18 @@ impl FakeSlack {
         let app = Router::new()
             .route("/api/{method}", any(api))
             .route("/upload/{file}", post(upload))
+            .route("/hooks/{*path}", post(hook))
             .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         fake
+    }
+
+    /// A slash command's `response_url` on this fake.
+    pub fn response_url(&self, n: u32) -> String {
+        format!(
+            "{}/hooks/commands/T1/{n}/96rGlfmibIGlgcZRskXaIFfN",
+            self.base
+        )
     }
 
     /// What `Settings::api_url` should be.
@@ -136,6 +147,10 @@ impl FakeSlack {
                 "message": { "text": body["text"] }
             })),
             "chat.postEphemeral" => ok(json!({ "ok": true, "message_ts": ts })),
+            "conversations.open" => {
+                let user = body["users"].as_str().unwrap_or_default();
+                ok(json!({ "ok": true, "channel": { "id": format!("D{user}") } }))
+            }
             "views.open" => ok(json!({ "ok": true, "view": { "id": "V1" } })),
             "auth.test" => ok(json!({
                 "ok": true, "url": "https://acme.slack.com/", "team": "Acme", "user": "execgov",
@@ -212,4 +227,40 @@ async fn upload(State(fake): State<FakeSlack>, Path(file): Path<String>, raw: By
         raw,
     });
     format!("OK - {len}")
+}
+
+/// A `response_url`: Slack answers `ok` as plain text, errors (`expired_url`,
+/// `used_url`, `invalid_payload`) as text with a 4xx.
+async fn hook(State(fake): State<FakeSlack>, headers: HeaderMap, raw: Bytes) -> Response {
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let canned = {
+        let mut inner = fake.inner.lock().unwrap();
+        inner
+            .canned
+            .get_mut("response_url")
+            .and_then(VecDeque::pop_front)
+    };
+    fake.record(Call {
+        method: "response_url".into(),
+        authorization,
+        body: body.clone(),
+        raw,
+    });
+    let (status, text) = match canned {
+        Some(c) => (c.status, c.body.as_str().unwrap_or("error").to_string()),
+        None if body.get("text").is_none() && body.get("blocks").is_none() => {
+            (400, "no_text".to_string())
+        }
+        None => (200, "ok".to_string()),
+    };
+    (
+        StatusCode::from_u16(status).unwrap(),
+        [("content-type", "text/plain")],
+        text,
+    )
+        .into_response()
 }

@@ -1,6 +1,6 @@
 //! A core stand-in: records what the adapter hands it and answers as told.
 
-use execgov_chat::{Inbound, InboundHandler, InboundReply, ReplyKind};
+use execgov_chat::{Inbound, InboundHandler, InboundReply, Place, PlatformUser, ReplyKind};
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -8,6 +8,8 @@ use tokio::sync::Notify;
 
 pub struct Recorder {
     pub inbound: Mutex<Vec<Inbound>>,
+    /// What the adapter refused before it became a command: (actor, reason).
+    pub refused: Mutex<Vec<(String, String)>>,
     seen: Mutex<HashSet<String>>,
     changed: Notify,
     pub reply_kind: Mutex<ReplyKind>,
@@ -18,6 +20,7 @@ impl Recorder {
     pub fn new() -> Recorder {
         Recorder {
             inbound: Mutex::default(),
+            refused: Mutex::default(),
             seen: Mutex::default(),
             changed: Notify::new(),
             reply_kind: Mutex::new(ReplyKind::Info),
@@ -67,5 +70,13 @@ impl InboundHandler for Recorder {
 
     async fn first_time(&self, event_id: &str) -> bool {
         self.seen.lock().unwrap().insert(event_id.to_string())
+    }
+
+    async fn refused(&self, actor: &PlatformUser, _place: &Place, reason: &str) {
+        self.refused
+            .lock()
+            .unwrap()
+            .push((actor.id.clone(), reason.to_string()));
+        self.changed.notify_waiters();
     }
 }

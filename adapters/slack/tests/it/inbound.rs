@@ -100,32 +100,6 @@ async fn slash_command_is_an_implicit_run_answered_ephemerally() {
     );
 }
 
-#[tokio::test]
-async fn a_slow_core_gets_acked_and_answered_later() {
-    let app = spawn_app().await;
-    *app.handler.delay.lock().unwrap() = Duration::from_millis(3000);
-    let started = std::time::Instant::now();
-    let r = app.command("list").await;
-    assert!(
-        started.elapsed() < Duration::from_millis(2900),
-        "acked within Slack's 3 s"
-    );
-    assert_eq!(r.json()["text"], "Working on it…");
-    let later = app.fake.wait_for("chat.postEphemeral", 1).await;
-    assert_eq!(later[0].body["user"], "U0ALICE");
-    assert_eq!(later[0].body["channel"], "C0123");
-    assert!(
-        later[0].body["text"]
-            .as_str()
-            .unwrap()
-            .contains("answer to")
-    );
-    assert_eq!(
-        later[0].authorization.as_deref(),
-        Some("Bearer xoxb-test-token")
-    );
-}
-
 fn click(action_id: &str) -> serde_json::Value {
     json!({
         "type": "block_actions",

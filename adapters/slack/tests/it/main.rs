@@ -4,6 +4,8 @@
 mod fake_slack;
 mod handler;
 mod inbound;
+mod late;
+mod manifest;
 mod outbound;
 mod socket;
 
@@ -101,6 +103,7 @@ impl TestApp {
     }
 
     pub async fn command(&self, text: &str) -> Answer {
+        let response_url = self.fake.response_url(1);
         let body = serde_urlencoded::to_string([
             ("token", "legacy"),
             ("team_id", "T1"),
@@ -108,7 +111,7 @@ impl TestApp {
             ("user_id", "U0ALICE"),
             ("command", "/run"),
             ("text", text),
-            ("response_url", "https://hooks.slack.com/commands/T1/1/x"),
+            ("response_url", response_url.as_str()),
             ("trigger_id", "1.2.3"),
         ])
         .unwrap();

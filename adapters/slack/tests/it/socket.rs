@@ -3,6 +3,7 @@
 
 use crate::spawn_app;
 use execgov_chat::InboundContent;
+use execgov_slack::SocketOptions;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -133,6 +134,8 @@ async fn envelopes_are_handled_acked_and_reconnected() {
         }
         && i.actor.id == "U0BOB"));
 
+    // Slack rotates the connection: it warns with `disconnect` and closes the
+    // old one some seconds later. The next connection is opened first.
     send(
         &mut ws,
         json!({ "type": "disconnect", "reason": "refresh_requested" }),
@@ -144,8 +147,39 @@ async fn envelopes_are_handled_acked_and_reconnected() {
         2,
         "a fresh URL for each connection"
     );
-    assert!(!*up.borrow(), "not connected between connections");
+    assert!(
+        *up.borrow(),
+        "still connected through the old connection: no gap"
+    );
+    send(&mut ws, mention_envelope("env-ev3")).await;
+    assert_eq!(
+        next_json(&mut ws).await["envelope_id"],
+        "env-ev3",
+        "the old connection still delivers until the new one is up"
+    );
     send(&mut ws2, json!({ "type": "hello" })).await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the old connection is closed once the new one says hello"
+    );
+    assert!(*up.borrow(), "connected throughout the rotation");
+    send(&mut ws2, mention_envelope("env-ev4")).await;
+    assert_eq!(next_json(&mut ws2).await["envelope_id"], "env-ev4");
+
+    // Closed by Slack without a warning: not connected until the next hello.
+    ws2.close(None).await.unwrap();
+    until_connected(&mut up, false).await;
+    let mut ws3 = accept(&listener).await;
+    send(&mut ws3, json!({ "type": "hello" })).await;
     until_connected(&mut up, true).await;
 
     shutdown.cancel();
@@ -154,6 +188,54 @@ async fn envelopes_are_handled_acked_and_reconnected() {
         .expect("Socket Mode stops when told")
         .unwrap();
     assert!(!*up.borrow(), "not connected once stopped");
+}
+
+#[tokio::test]
+async fn a_socket_that_stops_answering_is_replaced() {
+    let app = spawn_app().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    app.fake
+        .set_socket_url(format!("ws://{}/", listener.local_addr().unwrap()));
+    let shutdown = CancellationToken::new();
+    let (mut up, connected) = connection_state();
+    // 30 s by default; short here so the test is quick.
+    let opts = SocketOptions {
+        timeout: Duration::from_millis(600),
+    };
+    let task = tokio::spawn(
+        app.slack
+            .clone()
+            .socket_mode_with(shutdown.clone(), opts, connected),
+    );
+    let mut ws = accept(&listener).await;
+    send(&mut ws, json!({ "type": "hello" })).await;
+    until_connected(&mut up, true).await;
+    // Pings arrive, and while they are answered the connection stays.
+    let ping = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(Ok(Message::Ping(_))) = ws.next().await {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(ping.is_ok(), "the adapter pings");
+    // Half-open: the server side stops reading (no pong) and sends nothing.
+    let _silent = ws;
+    until_connected(&mut up, false).await;
+    let mut ws2 = accept(&listener).await;
+    assert_eq!(
+        app.fake.calls_of("apps.connections.open").len(),
+        2,
+        "a new connection replaces the silent one"
+    );
+    send(&mut ws2, json!({ "type": "hello" })).await;
+    until_connected(&mut up, true).await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]

@@ -1,0 +1,143 @@
+//! What the child does to itself between `fork` and `exec` (see `sandbox`,
+//! which runs it), prepared here by the parent so that the child only makes
+//! system calls; and the steps, named when one fails.
+
+use std::ffi::{CString, c_int};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::AtomicI32;
+
+/// Stack of the PID namespace's init between its `clone` and its `exec`.
+const INIT_STACK: usize = 64 * 1024;
+
+/// What the child does to itself before `exec`, all of it prepared by the parent.
+#[derive(Debug)]
+pub(crate) struct ChildSetup {
+    /// `cgroup.procs` of each of the run's cgroups, to write `0` into.
+    pub(crate) join: Vec<OwnedFd>,
+    /// Start a PID namespace whose init dies with the script: every process the
+    /// script starts lives in it and dies with it (needs CAP_SYS_ADMIN).
+    pub(crate) pid_namespace: Option<NamespaceInit>,
+    pub(crate) credentials: Option<Credentials>,
+    /// Keep orphaned descendants as the script's children (the fallback
+    /// where no cgroup and no PID namespace can hold the run).
+    pub(crate) subreaper: bool,
+    /// The runner's process id: the child's parent must still be it once the
+    /// parent-death signal is set, or the runner died before and the child stops.
+    pub(crate) runner_pid: c_int,
+    /// The run folder, entered again after the user switch: the script's paths
+    /// are absolute, so the user must be able to reach it, not only be in it.
+    pub(crate) run_dir: CString,
+}
+
+/// What the PID namespace's init runs: a `sleep` binary, so that the init holds
+/// none of the runner's memory (a fork that never `exec`s would keep a
+/// copy-on-write snapshot of it for the whole run).
+#[derive(Debug)]
+pub(crate) struct NamespaceInit {
+    pub(crate) sleep: CString,
+    /// The init's stack until its `exec`; it shares the child's memory then.
+    pub(crate) stack: Vec<u8>,
+    /// A pidfd of the child (the script-to-be), set in the child; -1 if none.
+    pub(crate) script: AtomicI32,
+}
+
+impl NamespaceInit {
+    pub(crate) fn new(sleep: CString) -> NamespaceInit {
+        NamespaceInit {
+            sleep,
+            stack: vec![0; INIT_STACK],
+            script: AtomicI32::new(-1),
+        }
+    }
+}
+
+/// The user, group and supplementary groups the script runs as.
+#[derive(Debug, Clone)]
+pub(crate) struct Credentials {
+    pub(crate) uid: libc::uid_t,
+    pub(crate) gid: libc::gid_t,
+    pub(crate) groups: Vec<libc::gid_t>,
+}
+
+/// The steps of [`ChildSetup`], as reported back when one fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Step {
+    JoinCgroup = 1,
+    CoreLimit,
+    PidNamespace,
+    Groups,
+    Group,
+    User,
+    RunFolder,
+    NoNewPrivileges,
+    ParentDeathSignal,
+    RunnerGone,
+    Subreaper,
+    NamespaceInit,
+    Descriptors,
+}
+
+impl Step {
+    fn from_byte(byte: u8) -> Option<Step> {
+        use Step::*;
+        [
+            JoinCgroup,
+            CoreLimit,
+            PidNamespace,
+            Groups,
+            Group,
+            User,
+            RunFolder,
+            NoNewPrivileges,
+            ParentDeathSignal,
+            RunnerGone,
+            Subreaper,
+            NamespaceInit,
+            Descriptors,
+        ]
+        .into_iter()
+        .find(|s| *s as u8 == byte)
+    }
+
+    /// What the child was doing, for the start error.
+    pub(crate) fn doing(self) -> &'static str {
+        match self {
+            Step::JoinCgroup => "joining the run's cgroup",
+            Step::CoreLimit => "turning core dumps off",
+            Step::PidNamespace => "making the run's PID namespace",
+            Step::Groups => "setting the run user's groups",
+            Step::Group => "switching to the run user's group",
+            Step::User => "switching to the run user",
+            Step::RunFolder => "entering the run folder as the run user",
+            Step::NoNewPrivileges => "setting no_new_privs",
+            Step::ParentDeathSignal => "tying the script's life to the runner",
+            Step::RunnerGone => "starting (the runner was already gone)",
+            Step::Subreaper => "making the script keep its orphans",
+            Step::NamespaceInit => "starting the PID namespace's init",
+            Step::Descriptors => "closing inherited descriptors",
+        }
+    }
+}
+
+/// The parent's end of the pipe on which the child names a failed step.
+#[derive(Debug)]
+pub(crate) struct StepReport {
+    read: OwnedFd,
+}
+
+impl StepReport {
+    pub(crate) fn new(read: OwnedFd) -> StepReport {
+        StepReport { read }
+    }
+
+    /// The step that failed, after a spawn error (none if the failure was
+    /// `std`'s own, or the `exec`).
+    pub(crate) fn failed_step(&self) -> Option<Step> {
+        let mut byte = [0u8; 1];
+        match nix::unistd::read(&self.read, &mut byte) {
+            Ok(1) => Step::from_byte(byte[0]),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! `execgov audit key | checkpoint | verify --checkpoints` with the real binary:
+//! runs started from the CLI write a keyed chain; cutting its newest entries
+//! (and rewriting the head) passes `verify` alone and fails against a signed
+//! checkpoint, naming the first entry cut off; an edited checkpoint line is named.
+
+use crate::both_backends;
+use crate::helpers::*;
+use std::process::Output;
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+both_backends!(
+    a_cut_tail_is_named_against_a_signed_checkpoint,
+    |backend| async move {
+        let env = TestEnv::new(backend).await;
+        let cfg = env.config_path();
+        for n in ["one", "two"] {
+            let note = format!("note={n}");
+            let o = execgov(
+                &cfg,
+                &["run", "echo-args", &note, "--wait", "--as", "alice"],
+            );
+            assert!(
+                o.status.success(),
+                "a run from the CLI starts and ends: {}",
+                text(&o)
+            );
+        }
+        let o = execgov(&cfg, &["audit", "key"]);
+        let token = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        assert!(
+            o.status.success() && token.starts_with("ed25519:"),
+            "{}",
+            text(&o)
+        );
+        assert_eq!(token.split_whitespace().count(), 1, "one token: {token}");
+        let o = execgov(&cfg, &["audit", "checkpoint"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let file = env.path().join("data/checkpoints.jsonl");
+        let o = execgov(
+            &cfg,
+            &[
+                "audit",
+                "verify",
+                "--checkpoints",
+                file.to_str().unwrap(),
+                "--key",
+                &token,
+            ],
+        );
+        assert!(o.status.success(), "an untouched chain holds: {}", text(&o));
+        assert!(text(&o).contains("all keyed"), "{}", text(&o));
+
+        // Someone with database access cuts the newest 3 entries and moves the head back.
+        let store = execgov::store::Store::connect(&env.database_url)
+            .await
+            .unwrap();
+        execgov::store::testing::allow_audit_tampering(&store).await;
+        let (head, _) = store.audit_head().await.unwrap();
+        let kept = store
+            .audit_entries(None, head - 4, 1)
+            .await
+            .unwrap()
+            .remove(0);
+        store
+        .exec_raw(&format!(
+            "DELETE FROM audit WHERE seq > {s}; UPDATE audit_head SET seq = {s}, hash = '{h}' WHERE id = 1;",
+            s = kept.seq,
+            h = kept.hash
+        ))
+        .await
+        .unwrap();
+        store.close().await;
+
+        let o = execgov(&cfg, &["audit", "verify"]);
+        assert!(
+            o.status.success(),
+            "the chain alone cannot see the cut (documented): {}",
+            text(&o)
+        );
+        let o = execgov(
+            &cfg,
+            &[
+                "audit",
+                "verify",
+                "--checkpoints",
+                file.to_str().unwrap(),
+                "--key",
+                &token,
+            ],
+        );
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(
+            text(&o).contains(&format!("broken at entry {}", head - 2))
+                && text(&o).contains("cut off"),
+            "names the first entry cut off: {}",
+            text(&o)
+        );
+
+        // One edited byte in the checkpoint file: its line is named.
+        let line = std::fs::read_to_string(&file).unwrap();
+        let edited = line.replacen(
+            &format!("\"seq\":{head}"),
+            &format!("\"seq\":{}", head - 3),
+            1,
+        );
+        assert_ne!(edited, line);
+        std::fs::write(&file, edited).unwrap();
+        let o = execgov(
+            &cfg,
+            &[
+                "audit",
+                "verify",
+                "--checkpoints",
+                file.to_str().unwrap(),
+                "--key",
+                &token,
+            ],
+        );
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(
+            text(&o).contains("checkpoints.jsonl line 1") && text(&o).contains("does not verify"),
+            "names the tampered line: {}",
+            text(&o)
+        );
+    }
+);
