@@ -10,7 +10,7 @@
 //! The run never waits on chat: a platform that is down delays messages only.
 
 use super::quick::QuickHold;
-use super::views::{approval_view, run_view};
+use super::views::{approval_view, preview_view, run_view};
 use crate::engine::Engine;
 use crate::store::{ChatPost, Run};
 use crate::types::{Place, Platform, RunId, RunState};
@@ -34,6 +34,9 @@ const MAX_ATTEMPTS: i64 = 8;
 /// (`RunView::full_output`); a longer log is cut to its end, with a line
 /// saying so. Slack takes files of up to 50 MiB.
 const FULL_OUTPUT_MAX: u64 = 32 * 1024 * 1024;
+/// How long an approval request waits for its preview run to end before it
+/// is posted anyway (it is edited when the preview ends).
+const PREVIEW_WAIT_MS: i64 = 60_000;
 
 /// Posts and edits runs' chat messages through the configured adapters.
 pub struct Notifier {
@@ -138,6 +141,11 @@ impl Notifier {
         } else {
             Vec::new()
         };
+        let preview = if run.quorum > 0 {
+            store.preview_for(id).await?
+        } else {
+            None
+        };
         let now = self.engine.now();
         for (role, place) in self.targets(&run) {
             let Some(adapter) = self.adapters.get(&place.platform).cloned() else {
@@ -159,7 +167,20 @@ impl Notifier {
                         .await
                 }
                 "approval" | "review-overdue" => {
+                    // The request waits (a while) for its preview's outcome,
+                    // so approvers see it when they are first asked.
+                    if post.message_id.is_none()
+                        && run.state == RunState::AwaitingApproval
+                        && preview.as_ref().is_some_and(|p| {
+                            !p.state.is_final() && now - run.created_at < PREVIEW_WAIT_MS
+                        })
+                    {
+                        continue;
+                    }
                     let mut approval = approval_view(view, &run, &approvals);
+                    approval.preview = preview
+                        .as_ref()
+                        .map(|p| Box::new(preview_view(&self.engine, p, place.platform)));
                     if role == "review-overdue" && run.reviewed_by.is_none() {
                         approval.needed = format!("OVERDUE for review: {}", approval.needed);
                     }
@@ -185,6 +206,10 @@ impl Notifier {
             }
         }
         self.notes(&run, &approvals).await?;
+        // A preview's outcome is shown on the request it previews.
+        if let Some(of) = run.preview_of {
+            Box::pin(self.reconcile(of)).await?;
+        }
         Ok(())
     }
 
@@ -195,6 +220,10 @@ impl Notifier {
     fn targets(&self, run: &Run) -> Vec<(String, Place)> {
         let mut out = Vec::new();
         let config = self.engine.config();
+        // A preview has no messages of its own: its request shows it.
+        if run.preview_of.is_some() {
+            return out;
+        }
         if run.state != RunState::Refused {
             let place = &run.place;
             match place.platform {

@@ -6,7 +6,7 @@ use crate::engine::Engine;
 use crate::engine::render::{decision_text, place_text, stored_args_text};
 use crate::store::{Approval, Artifact, Run};
 use crate::types::{Platform, PlatformUser, RunState};
-use execgov_chat::{ApprovalView, OutboundFile, RunView};
+use execgov_chat::{ApprovalView, OutboundFile, PreviewView, RunView};
 
 /// A run as shown on `platform` (mentions use the requester's account there).
 pub fn run_view(
@@ -130,5 +130,19 @@ pub fn approval_view(run_view: RunView, run: &Run, approvals: &[Approval]) -> Ap
         needed,
         expires: expires_text(run),
         open,
+        preview: None,
+    }
+}
+
+/// A preview run as its request shows it (`[approval] preview`).
+pub fn preview_view(engine: &Engine, preview: &Run, platform: Platform) -> PreviewView {
+    let extra = engine
+        .manifest(&preview.script)
+        .and_then(|m| m.approval)
+        .map(|a| crate::engine::render::argv_text(&a.preview))
+        .unwrap_or_default();
+    PreviewView {
+        run: run_view(engine, preview, &[], &[], platform),
+        extra_args: extra,
     }
 }

@@ -25,6 +25,11 @@ pub fn stored_args_text(run: &Run) -> String {
     super::request::args_text(&run.args)
 }
 
+/// An argv shown with each element quoted where needed.
+pub fn argv_text(argv: &[String]) -> String {
+    super::request::argv_text(argv)
+}
+
 /// The mark a break-glass run carries on every surface until it is reviewed:
 /// `break-glass (not reviewed): disk full` / `break-glass, reviewed by bob`.
 pub fn break_glass_text(run: &Run) -> Option<String> {

@@ -223,11 +223,21 @@ impl Engine {
             runs_on: m.runs_on.clone(),
             rule: a.rule.clone(),
             break_glass: a.break_glass.clone().filter(|_| state == RunState::Queued),
+            preview_of: None,
             state,
             reason: reason.clone(),
         };
+        let preview = (state == RunState::AwaitingApproval)
+            .then(|| m.approval.as_ref().map(|ap| &ap.preview))
+            .flatten()
+            .filter(|p| !p.is_empty())
+            .map(|_| new.clone());
         let run = self.store.create_run(new, durability).await?;
         self.emit(&run);
+        let preview = match preview {
+            Some(new) => Some(self.record_preview(new, run.id).await?),
+            None => None,
+        };
         let cmdline = format!("{} {}", run.script, args_text(&a.args));
         let text = match state {
             RunState::Refused => {
@@ -244,7 +254,7 @@ impl Engine {
             RunState::AwaitingApproval => {
                 let need = need.expect("awaiting approval has a need");
                 format!(
-                    "run {} ({}) awaits approval{}: {} of {} (expires {})",
+                    "run {} ({}) awaits approval{}: {} of {} (expires {}){}",
                     run.id,
                     cmdline.trim(),
                     rule_note(run.rule.as_deref()),
@@ -255,6 +265,9 @@ impl Engine {
                         .collect::<Vec<_>>()
                         .join(", "),
                     crate::clock::format_ms(run.expires_at.unwrap_or(now)),
+                    preview
+                        .map(|p| format!("; preview run {p} shows its approvers what it will do"))
+                        .unwrap_or_default(),
                 )
             }
             _ if run.break_glass.is_some() => format!(
@@ -271,6 +284,29 @@ impl Engine {
             text,
             run: Some(run),
         })
+    }
+
+    /// Records the preview of run `of` (`[approval] preview`): the same
+    /// request, queued at once with no approval (it runs with the preview's
+    /// extra arguments and changes nothing, which is what the manifest's
+    /// author vouches for by naming them). Its outcome is shown on `of`'s
+    /// approval request, which waits for it (see `chat::notifier`).
+    async fn record_preview(
+        &self,
+        mut new: NewRun,
+        of: crate::types::RunId,
+    ) -> anyhow::Result<crate::types::RunId> {
+        new.preview_of = Some(of);
+        new.state = RunState::Queued;
+        new.reason = None;
+        new.quorum = 0;
+        new.approvers = Approvers::default();
+        new.expires_at = None;
+        new.schedule_key = None;
+        new.break_glass = None;
+        let run = self.store.create_run(new, Durability::Relaxed).await?;
+        self.emit(&run);
+        Ok(run.id)
     }
 
     /// `explain <script> …`: what would happen, without running or recording a

@@ -38,6 +38,7 @@ pub(super) fn read_approval(
             "expires",
             "self_approval",
             "scheduled",
+            "preview",
         ],
     );
     let mut approvers = principals(r, &s, "approvers", config);
@@ -103,7 +104,9 @@ pub(super) fn read_approval(
             ScheduledApproval::NotRequired
         }
     };
+    let preview = read_preview(r, &s);
     Some(Approval {
+        preview,
         approvers,
         channel,
         quorum,
@@ -113,6 +116,42 @@ pub(super) fn read_approval(
         self_approval: r.bool(&s, "self_approval").unwrap_or(false),
         scheduled,
     })
+}
+
+/// `[approval] preview`: literal arguments appended to the command for the
+/// preview run. At least one (an empty list would preview nothing but the run
+/// itself), no NUL, and no `{param}` (the preview takes the request's arguments
+/// as the command's own template places them).
+fn read_preview(r: &mut Reader<'_>, s: &Section<'_, '_>) -> Vec<String> {
+    let Some(items) = r.strings(s, "preview") else {
+        return Vec::new();
+    };
+    if items.is_empty()
+        && let Some(item) = s.get("preview")
+    {
+        r.key_error(
+            s,
+            "preview",
+            &item.span(),
+            "must name at least one argument, e.g. [\"--dry-run\"]; leave it out for no preview",
+        );
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (text, span) in items {
+        if text.contains('\0') {
+            r.key_error(s, "preview", &span, "an argument cannot contain a NUL byte");
+        } else if text.contains('{') && text.contains('}') {
+            let msg = format!(
+                "`{text}`: a preview argument is literal; the request's arguments already reach the \
+                 command through its own template"
+            );
+            r.key_error(s, "preview", &span, msg);
+        } else {
+            out.push(text);
+        }
+    }
+    out
 }
 
 /// How many distinct people `approvers` can name; `None` when `anyone` is among them.

@@ -163,6 +163,10 @@ pub struct Approval {
     /// Whether the requester's own approval counts (default false).
     pub self_approval: bool,
     pub scheduled: ScheduledApproval,
+    /// `preview = ["--dry-run"]`: before the request is posted, the script runs
+    /// once with these arguments appended (its own run, never approved) and
+    /// its outcome is shown on the request (docs/preview.md). Empty: none.
+    pub preview: Vec<String>,
 }
 
 /// Whether a schedule's runs of a high-risk script wait for approval too.

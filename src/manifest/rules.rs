@@ -147,6 +147,7 @@ impl Manifest {
                 expires: DEFAULT_EXPIRES,
                 self_approval: false,
                 scheduled: ScheduledApproval::NotRequired,
+                preview: Vec::new(),
             });
             if let Some(p) = &rule.approvers {
                 a.approvers = p.clone();

@@ -23,7 +23,15 @@ pub(super) fn build(engine: &Engine, run: &Run) -> Result<Job, String> {
         );
     }
     let config = engine.config();
-    let (argv, named) = manifest.runner_argv(&run.args, &config.manifests);
+    let (mut argv, named) = manifest.runner_argv(&run.args, &config.manifests);
+    if run.preview_of.is_some() {
+        // A preview runs the request with the manifest's preview arguments
+        // appended (the digest just checked covers them).
+        match manifest.approval.as_ref().map(|a| &a.preview) {
+            Some(extra) if !extra.is_empty() => argv.extend(extra.iter().cloned()),
+            _ => return Err("the manifest no longer has an [approval] preview".into()),
+        }
+    }
     let mut files = Vec::with_capacity(named.len());
     for (path, here) in named {
         let bytes = std::fs::read(&here)

@@ -115,6 +115,10 @@ runs_table! {
         /// Break-glass: why the run started without waiting for the approval
         /// it needed (`run!`); it stays marked until an approver reviews it.
         break_glass: Option<String>,
+        /// A preview (`[approval] preview`): the run awaiting approval it
+        /// previews; it runs with the preview's extra arguments, never needs
+        /// approval, and its outcome is shown on that run's approval request.
+        preview_of: Option<RunId>,
     }
     changing {
         state: RunState,

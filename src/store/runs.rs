@@ -96,6 +96,9 @@ pub(super) async fn create(tx: &mut Tx<'_>, new: NewRun) -> Result<Run, StoreErr
     if let Some(rule) = &run.rule {
         requested["rule"] = json!(rule);
     }
+    if let Some(of) = run.preview_of {
+        requested["preview_of"] = json!(of);
+    }
     let first = match run.state {
         RunState::Refused => json!({ "reason": run.reason }),
         RunState::AwaitingApproval => json!({
@@ -320,6 +323,17 @@ impl Store {
             .fetch_optional("SELECT * FROM runs WHERE id = $1", args![id.0])
             .await?;
         Run::from_row(&row.ok_or(StoreError::NotFound(id))?)
+    }
+
+    /// The preview run of `id` (`[approval] preview`), if one was recorded.
+    pub async fn preview_for(&self, id: RunId) -> Result<Option<Run>, StoreError> {
+        let row = self
+            .fetch_optional(
+                "SELECT * FROM runs WHERE preview_of = $1 ORDER BY id LIMIT 1",
+                args![id.0],
+            )
+            .await?;
+        row.as_ref().map(Run::from_row).transpose()
     }
 
     /// Runs matching `f`, newest first; page on with `before_id` = the last id seen.

@@ -171,6 +171,7 @@ pub fn new_run(script: &str, who: &str) -> NewRun {
         runs_on: Vec::new(),
         rule: None,
         break_glass: None,
+        preview_of: None,
         state: RunState::Queued,
         reason: None,
     }

@@ -107,6 +107,11 @@ pub(super) async fn run_page(
     let approvals = store.approvals(run.id).await?;
     let timeline = store.audit_entries(Some(run.id), 0, 500).await?;
     let artifacts = store.artifacts(run.id).await?;
+    let preview = if run.quorum > 0 {
+        store.preview_for(run.id).await?
+    } else {
+        None
+    };
     let (log, log_truncated) = read_log_tail(engine, &run).await;
     let (log, progress_lines) = without_progress(&log);
     let notice = match access {
@@ -121,6 +126,7 @@ pub(super) async fn run_page(
         log: &log,
         log_truncated,
         progress_lines,
+        preview: preview.as_ref(),
     };
     let body = render(engine, &page_data, &access);
     let title = format!("Run {} · {}", run.id, run.script);
@@ -158,6 +164,8 @@ struct RunPage<'a> {
     log_truncated: bool,
     /// `::progress` lines left out of `log` (the progress shows as progress).
     progress_lines: usize,
+    /// The run's preview (`[approval] preview`), if it has one.
+    preview: Option<&'a Run>,
 }
 
 fn render(engine: &Engine, p: &RunPage<'_>, access: &Access) -> Markup {
@@ -178,7 +186,15 @@ fn render(engine: &Engine, p: &RunPage<'_>, access: &Access) -> Markup {
                 (run.progress_text.as_deref().unwrap_or(""))
             }
         }
+        @if let Some(of) = run.preview_of {
+            p class="note" role="status" {
+                "This is the preview of "
+                @if let Access::Person(_) = access { a href=(format!("/runs/{of}")) { "run " (of) } } @else { "run " (of) }
+                ": it ran with the manifest's preview arguments and needed no approval."
+            }
+        }
         @if let Access::Person(v) = access { (actions(engine, run, p.approvals, v)) }
+        @if let Some(pv) = p.preview { (preview_section(pv, access)) }
         section {
             h2 { "Request" }
             dl {
@@ -258,6 +274,30 @@ fn render(engine: &Engine, p: &RunPage<'_>, access: &Access) -> Markup {
                 p class="muted" { (plural(p.progress_lines as i64, "progress line is", "progress lines are")) " left out here; the plain-text log has them." }
             }
             pre class="log" tabindex="0" role="region" aria-label="Log output" { (p.log) }
+        }
+    }
+}
+
+/// What the run's preview did, for whoever decides on the run.
+fn preview_section(pv: &Run, access: &Access) -> Markup {
+    html! {
+        section {
+            h2 { "Preview" }
+            p {
+                @if let Access::Person(_) = access {
+                    a href=(format!("/runs/{}", pv.id)) { "Run " (pv.id) }
+                } @else { "Run " (pv.id) }
+                " ran with the preview's arguments: " (state_badge(pv.state))
+                @if let Some(c) = pv.exit_code { " exit code " code { (c) } }
+            }
+            @if !pv.state.is_final() {
+                p class="muted" { "Still running; reload to see its outcome." }
+            }
+            @if let Some(e) = &pv.error { p { "Error: " (e) } }
+            @if let Some(result) = &pv.result { (result_table(result)) }
+            @if let Some(tail) = pv.output_tail.as_deref().filter(|t| !t.trim().is_empty()) {
+                pre class="log" tabindex="0" role="region" aria-label="Preview output" { (strip_ansi(tail)) }
+            }
         }
     }
 }

@@ -14,6 +14,7 @@ mod matrix;
 mod multiprocess;
 mod notify;
 mod ops;
+mod preview;
 mod python;
 mod python_init;
 mod readme;

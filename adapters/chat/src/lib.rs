@@ -219,6 +219,39 @@ pub struct ApprovalView {
     pub expires: String,
     /// True while decisions are still possible (buttons shown).
     pub open: bool,
+    /// The script's preview run (manifest `[approval] preview`): what it
+    /// printed and returned with the preview's arguments, for approvers to
+    /// see what the run will do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<Box<PreviewView>>,
+}
+
+/// A preview run as an approval request shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviewView {
+    /// The preview run itself (its state, exit code, output tail, result, audit link).
+    pub run: RunView,
+    /// The arguments the preview added, as typed: `--dry-run`.
+    pub extra_args: String,
+}
+
+impl PreviewView {
+    /// `Preview (run 13, --dry-run): succeeded, exit 0`, or `… still running`.
+    pub fn headline(&self) -> String {
+        let outcome = if self.run.finished {
+            let mut o = self.run.state.replace('_', " ");
+            if let Some(code) = self.run.exit_code {
+                o.push_str(&format!(", exit {code}"));
+            }
+            o
+        } else {
+            "still running; this request is updated when it ends".to_string()
+        };
+        format!(
+            "Preview (run {}, `{}`): {outcome}",
+            self.run.run_id, self.extra_args
+        )
+    }
 }
 
 /// What the core asks an adapter to show.
@@ -250,16 +283,32 @@ impl Message {
                 out.push_str(&format!("\naudit: {}", run.audit_link));
                 out
             }
-            Message::ApprovalRequest { approval } => format!(
-                "approval needed for run {} `{} {}` requested by {} in {}: {}; expires {}",
-                approval.run.run_id,
-                approval.run.script,
-                approval.run.args,
-                approval.run.requester,
-                approval.run.asked_in,
-                approval.needed,
-                approval.expires
-            ),
+            Message::ApprovalRequest { approval } => {
+                let mut out = format!(
+                    "approval needed for run {} `{} {}` requested by {} in {}: {}; expires {}",
+                    approval.run.run_id,
+                    approval.run.script,
+                    approval.run.args,
+                    approval.run.requester,
+                    approval.run.asked_in,
+                    approval.needed,
+                    approval.expires
+                );
+                if let Some(p) = &approval.preview {
+                    out.push('\n');
+                    out.push_str(&p.headline());
+                    if let Some(t) = p
+                        .run
+                        .output_tail
+                        .as_deref()
+                        .filter(|t| !t.trim().is_empty())
+                    {
+                        out.push('\n');
+                        out.push_str(t.trim_end());
+                    }
+                }
+                out
+            }
         }
     }
 }

@@ -216,6 +216,11 @@ fn approval_request(a: &ApprovalView) -> Rendered {
         body.push(format!("Reason: {reason}"));
         html.push(format!("Reason: {}", escape(reason)));
     }
+    if let Some(p) = &a.preview {
+        let (text, preview_html) = preview(p);
+        body.push(text);
+        html.push(preview_html);
+    }
     if a.open {
         let id = &run.run_id;
         body.push(format!(
@@ -237,6 +242,44 @@ fn approval_request(a: &ApprovalView) -> Rendered {
         mentions: Vec::new(),
         run_id: Some(run.run_id.clone()),
     }
+}
+
+/// A preview run on its approval request: its outcome, the end of its
+/// output, its result (a table as HTML with a plain fallback), a link.
+fn preview(p: &execgov_chat::PreviewView) -> (String, String) {
+    let run = &p.run;
+    let headline = p.headline();
+    let mut text = headline.clone();
+    let mut html = format!("<p><b>{}</b></p>", inline_html(&headline));
+    if let Some(reason) = run.reason.as_deref().filter(|r| !r.trim().is_empty()) {
+        text.push_str(&format!("\nReason: {reason}"));
+        html.push_str(&format!("<p>Reason: {}</p>", escape(reason)));
+    }
+    if let Some(tail) = run.output_tail.as_deref().filter(|t| !t.trim().is_empty()) {
+        let tail = last_chars(tail.trim_end(), MAX_BLOCK);
+        text.push_str(&format!("\n{tail}"));
+        html.push_str(&format!("<pre><code>{}</code></pre>", escape(tail)));
+    }
+    if let Some(view) = run
+        .result
+        .as_ref()
+        .and_then(execgov_chat::result::ResultView::with_table)
+    {
+        let (table_text, table_html) = result_table(&view);
+        text.push_str(&format!("\nresult:\n{table_text}"));
+        html.push_str(&table_html);
+    } else if let Some(result) = &run.result {
+        let pretty = serde_json::to_string_pretty(result).unwrap_or_default();
+        let pretty = last_chars(&pretty, MAX_BLOCK);
+        text.push_str(&format!("\nresult: {pretty}"));
+        html.push_str(&format!("<pre><code>{}</code></pre>", escape(pretty)));
+    }
+    html.push_str(&format!(
+        "<p><a href=\"{}\">Preview run {}</a></p>",
+        escape(&run.audit_link),
+        escape(&run.run_id)
+    ));
+    (text, html)
 }
 
 /// A user pill: a `matrix.to` link that clients show as the user's name.
@@ -397,6 +440,7 @@ mod tests {
             needed: "1 more approval(s) from bob, dave".into(),
             expires: "2026-11-24 11:00:00 UTC".into(),
             open: true,
+            preview: None,
         };
         let r = render(&Message::ApprovalRequest {
             approval: view.clone(),

@@ -161,3 +161,41 @@ async fn deny_by_reaction_or_command_and_approve_by_command() {
     }
     assert!(std::path::Path::new(&m3).exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preview_shows_its_output_and_table_in_the_request() {
+    let w = World::new(false).await;
+    crate::preview::install(&w.engine(), &w.env.path().join("manifests"));
+    let marker = w.env.path().join("purged");
+    let marker_s = marker.display().to_string();
+    w.alice
+        .send(&w.ops, &format!("!run purge marker={marker_s}"))
+        .await;
+    let (req, run) = request_for(&w, &marker_s).await;
+    let run_id = RunId::parse(&run).unwrap();
+    let preview = crate::preview::preview_of(&w.engine(), run_id).await;
+    let request = w
+        .bob
+        .wait_for("the request with its preview", |v| {
+            w.by_bot(v)
+                && (v["event_id"] == req.as_str() || edit_of(v, &req).is_some())
+                && v.to_string().contains("would purge 3 rows")
+        })
+        .await;
+    let text = request.to_string();
+    for shown in [
+        format!(
+            "Preview (run {}, `--dry-run`): succeeded, exit 0",
+            preview.id
+        ),
+        "would purge 3 rows older than 90 days".to_string(),
+        "<td>events</td>".to_string(),
+    ] {
+        assert!(text.contains(&shown), "the request shows `{shown}`: {text}");
+    }
+    assert!(!marker.exists(), "the preview changed nothing");
+    w.bob.react(&w.approvals, &req, "✅").await;
+    let done = crate::helpers::wait_final(&w.engine(), run_id).await;
+    assert_eq!(done.state, RunState::Succeeded, "{done:?}");
+    assert!(marker.exists(), "the approved run ran for real");
+}

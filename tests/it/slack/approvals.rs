@@ -271,3 +271,55 @@ async fn a_double_click_makes_one_decision() {
     );
     assert_eq!(app.runs().await.len(), 1, "still one run");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preview_shows_its_output_and_table_on_the_approval_card() {
+    let app = spawn_slack_app().await;
+    crate::preview::install(&app.engine, &app.env.path().join("manifests"));
+    let marker = app.env.path().join("purged");
+    let reply = app
+        .command(ALICE, ONCALL, &format!("purge marker={}", marker.display()))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body.contains("awaits approval"), "{}", reply.body);
+    let runs = app.wait_runs(2).await;
+    let (run, preview) = (&runs[0], &runs[1]);
+    assert_eq!(preview.preview_of, Some(run.id), "{runs:?}");
+    let approval = app.approval_message(run.id).await;
+    let blocks = approval.body["blocks"].to_string();
+    for shown in [
+        format!(
+            "Preview (run {}, `--dry-run`): succeeded, exit 0",
+            preview.id
+        ),
+        "would purge 3 rows older than 90 days".to_string(),
+        "events".to_string(),
+        "sessions".to_string(),
+    ] {
+        assert!(
+            blocks.contains(&shown),
+            "the first approval card shows `{shown}`: {blocks}"
+        );
+    }
+    assert!(
+        approval.body["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("would purge 3 rows"),
+        "the notification text has it too: {}",
+        approval.body
+    );
+    assert!(!marker.exists(), "the preview changed nothing");
+    assert!(
+        !app.fake
+            .calls_of("chat.postMessage")
+            .iter()
+            .any(|c| mentions_run(c, preview.id) && !mentions_run(c, run.id)),
+        "a preview posts nothing of its own"
+    );
+
+    click(&app, BOB, &approval, APPROVE).await;
+    let done = wait_final(&app.engine, run.id).await;
+    assert_eq!(done.state, RunState::Succeeded, "{done:?}");
+    assert!(marker.exists(), "the approved run ran for real");
+}

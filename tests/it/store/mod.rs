@@ -72,6 +72,7 @@ fn new_run(script: &str, state: RunState) -> NewRun {
         runs_on: Vec::new(),
         rule: None,
         break_glass: None,
+        preview_of: None,
         state,
         reason: None,
     }

@@ -57,6 +57,11 @@ pub(crate) fn approval_blocks(approval: &ApprovalView) -> Vec<Value> {
     if let Some(reason) = run.reason.as_deref().filter(|r| !r.trim().is_empty()) {
         blocks.push(section(&format!("*Reason:* {}", escape(reason))));
     }
+    if let Some(preview) = &approval.preview {
+        blocks.push(json!({ "type": "divider" }));
+        blocks.extend(super::run::preview_blocks(preview));
+        blocks.push(json!({ "type": "divider" }));
+    }
     if approval.open {
         blocks.push(buttons(run));
     }

@@ -136,6 +136,32 @@ pub(crate) fn result_blocks(run: &RunView) -> (Vec<Value>, bool) {
     (blocks, cut)
 }
 
+/// A preview run on its approval request: its outcome, the end of its output
+/// and its result (a table as on a result), and a link to it.
+pub(crate) fn preview_blocks(p: &execgov_chat::PreviewView) -> Vec<Value> {
+    let run = &p.run;
+    let emoji = if run.finished {
+        state_emoji(&run.state)
+    } else {
+        ":hourglass_flowing_sand:"
+    };
+    let mut blocks = vec![section(&format!("{emoji} *{}*", escape(&p.headline())))];
+    if let Some(reason) = run.reason.as_deref().filter(|r| !r.trim().is_empty()) {
+        blocks.push(section(&format!("*Reason:* {}", escape(reason))));
+    }
+    if let Some(tail) = run.output_tail.as_deref().filter(|t| !t.trim().is_empty()) {
+        blocks.push(section(&output_section_of(tail, None).0));
+    }
+    if let Some(result) = run.result.as_ref().filter(|r| !r.is_null()) {
+        match execgov_chat::result::ResultView::with_table(result) {
+            Some(view) => blocks.extend(table_blocks(&view)),
+            None => blocks.push(result_block(result)),
+        }
+    }
+    blocks.push(audit_context(run));
+    blocks
+}
+
 /// Opening and closing fences of a code block.
 const FENCE_OPEN: &str = "```\n";
 const FENCE_CLOSE: &str = "\n```";
