@@ -17,6 +17,7 @@ mod ops;
 mod python;
 mod python_init;
 mod readme;
+mod retention;
 mod rules;
 mod runner;
 mod runners;
