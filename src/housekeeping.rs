@@ -1,8 +1,9 @@
 //! The server's housekeeping: tables that only grow are cut back to what is
-//! still needed. Today that is `inbound_events`, the ids of platform events
-//! (and schedule records) kept to drop redeliveries, pruned past
-//! `[store] inbound_retention` (default 7 days; platforms stop redelivering
-//! after minutes).
+//! still needed: `inbound_events`, the ids of platform events (and schedule
+//! records) kept to drop redeliveries, pruned past `[store] inbound_retention`
+//! (default 7 days; platforms stop redelivering after minutes); and the
+//! payloads of finished runs past `[retention]` (`crate::retention`, off by
+//! default).
 //!
 //! It also posts again break-glass runs nobody reviewed within `[access]
 //! review_within` (`Engine::remind_unreviewed`).
@@ -44,12 +45,27 @@ pub async fn housekeeping_until_stopped(engine: Arc<Engine>, shutdown: Cancellat
     }
 }
 
-/// One pass: forgets inbound event ids older than the retention. Failures are
-/// logged and retried at the next pass.
-pub async fn prune_once(engine: &Engine) -> Option<u64> {
+/// What one pass removed; `None` where that part failed (it is logged and
+/// retried at the next pass).
+#[derive(Debug, Clone, Default)]
+pub struct PassReport {
+    /// Inbound event ids forgotten.
+    pub events: Option<u64>,
+    /// Payloads of finished runs removed by `[retention]`.
+    pub retention: Option<crate::retention::Pruned>,
+}
+
+/// One pass: forgets inbound event ids older than their retention, and
+/// removes the payloads of finished runs past `[retention]` in small batches.
+pub async fn prune_once(engine: &Engine) -> PassReport {
+    prune_once_with(engine, &crate::retention::Pass::default()).await
+}
+
+/// [`prune_once`] with the retention's batches shaped by `pass`.
+pub async fn prune_once_with(engine: &Engine, pass: &crate::retention::Pass) -> PassReport {
     let retention = engine.config().store.inbound_retention;
     let before = engine.now() - retention.as_millis() as i64;
-    match engine.store().forget_events_before(before).await {
+    let events = match engine.store().forget_events_before(before).await {
         Ok(n) => {
             if n > 0 {
                 tracing::info!(
@@ -64,5 +80,31 @@ pub async fn prune_once(engine: &Engine) -> Option<u64> {
             tracing::warn!(error = %e, "pruning inbound event ids failed; will retry");
             None
         }
-    }
+    };
+    let retention = if engine.config().retention.is_set() {
+        match crate::retention::prune(engine, pass).await {
+            Ok(p) => {
+                tracing::info!(
+                    runs = p.runs,
+                    logs = p.logs,
+                    log_bytes = p.log_bytes,
+                    files = p.files,
+                    outputs = p.outputs,
+                    batches = p.batches,
+                    "retention pass: removed the payloads of finished runs past their retention"
+                );
+                Some(p)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "retention pass failed; will retry"
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    PassReport { events, retention }
 }

@@ -16,7 +16,8 @@
 //! - [`scheduler`]: fires manifests' `[[schedule]]`s exactly once across processes; reloads manifests.
 //! - [`links`]: signed audit links.
 //! - [`web`]: the HTTP routes.
-//! - [`housekeeping`]: prunes what only grows (old inbound event ids).
+//! - [`housekeeping`]: prunes what only grows (old inbound event ids), hourly.
+//! - [`retention`]: removes the payloads of finished runs past `[retention]`.
 //! - [`app`]: the application the binary runs and the tests build.
 //! - [`chat`]: the core side of the chat port: inbound bridge, views, notifier.
 //! - [`cli`]: the command line, a local channel.
@@ -32,6 +33,7 @@ pub mod housekeeping;
 pub mod links;
 pub mod manifest;
 pub mod policy;
+pub mod retention;
 pub mod runner;
 pub mod runners;
 pub mod runs_data;

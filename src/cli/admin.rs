@@ -143,9 +143,10 @@ pub(super) async fn show(
         return Ok(ExitCode::SUCCESS);
     }
     let approvals = engine.store().approvals(id).await?;
+    let has_files = !engine.store().artifacts(id).await?.is_empty();
     println!(
         "{}",
-        run_summary(&run, &approvals, Some(&engine.audit_link(&run)))
+        run_summary(&run, &approvals, has_files, Some(&engine.audit_link(&run)))
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -177,7 +177,7 @@ pub(super) async fn handle(
     let approvals = engine.store().approvals(end.id).await?;
     println!(
         "{}",
-        run_summary(&end, &approvals, Some(&engine.audit_link(&end)))
+        run_summary(&end, &approvals, false, Some(&engine.audit_link(&end)))
     );
     Ok(ExitCode::from(super::run_exit_code(&end)))
 }

@@ -41,6 +41,7 @@ pub struct Config {
     pub runner: RunnerConfig,
     pub cli: CliConfig,
     pub store: StoreConfig,
+    pub retention: RetentionConfig,
     pub audit: AuditConfig,
     pub access: AccessConfig,
     /// `[people.NAME]`: one person's accounts on each platform.
@@ -87,6 +88,27 @@ impl Default for StoreConfig {
         StoreConfig {
             inbound_retention: Duration::from_secs(7 * 24 * 3600),
         }
+    }
+}
+
+/// `[retention]`: how long a finished run keeps its payloads
+/// (`docs/retention.md`). Each is counted from the run's end; unset keeps it
+/// forever. The run's row, its artifacts' names and digests and its audit
+/// entries are never removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionConfig {
+    /// `logs`: the run's stored log (its sha256 and size stay on the run).
+    pub logs: Option<Duration>,
+    /// `artifacts`: the bytes of the run's files.
+    pub artifacts: Option<Duration>,
+    /// `runs`: the output tail, the result and the run folder.
+    pub runs: Option<Duration>,
+}
+
+impl RetentionConfig {
+    /// Whether anything is ever pruned.
+    pub fn is_set(&self) -> bool {
+        self.logs.is_some() || self.artifacts.is_some() || self.runs.is_some()
     }
 }
 
@@ -324,6 +346,7 @@ impl Config {
             },
             cli: CliConfig::default(),
             store: StoreConfig::default(),
+            retention: RetentionConfig::default(),
             audit: AuditConfig::default(),
             access: AccessConfig::default(),
             people: BTreeMap::new(),

@@ -13,6 +13,7 @@ const TOP_KEYS: &[&str] = &[
     "runner",
     "cli",
     "store",
+    "retention",
     "audit",
     "access",
     "people",
@@ -60,6 +61,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         c.cli.impersonation = r.bool(&cli, "impersonation").unwrap_or(false);
     }
     read_store(&mut r, &top, &mut c);
+    read_retention(&mut r, &top, &mut c);
     c.slack = r
         .section(&top, "slack")
         .map(|s| read_slack(&mut r, &s, &base));
@@ -212,6 +214,30 @@ fn read_store(r: &mut Reader<'_>, top: &Section<'_, '_>, c: &mut Config) {
             c.store.inbound_retention = d;
         }
     }
+}
+
+/// `[retention] logs = "90d"`, `artifacts = "90d"`, `runs = "400d"`: each
+/// optional, at least 1h (a run's payload is not pruned while anyone is still
+/// reading it in chat).
+fn read_retention(r: &mut Reader<'_>, top: &Section<'_, '_>, c: &mut Config) {
+    let Some(retention) = r.section(top, "retention") else {
+        return;
+    };
+    let keys = ["logs", "artifacts", "runs"];
+    r.unknown_keys(&retention, &keys);
+    let mut read = |key: &str| {
+        let d = r.duration(&retention, key)?;
+        if d < std::time::Duration::from_secs(3600) {
+            let span = retention.get(key).map(|i| i.span()).unwrap_or(0..0);
+            let msg = "must be at least 1h (e.g. \"90d\"); leave it out to keep forever";
+            r.key_error(&retention, key, &span, msg);
+            return None;
+        }
+        Some(d)
+    };
+    c.retention.logs = read("logs");
+    c.retention.artifacts = read("artifacts");
+    c.retention.runs = read("runs");
 }
 
 fn read_audit(r: &mut Reader<'_>, top: &Section<'_, '_>, base: &Path, c: &mut Config) {

@@ -296,3 +296,47 @@ fn metrics_token_and_inbound_retention_are_read() {
         "{shown}"
     );
 }
+
+#[test]
+fn retention_is_read_and_unset_keeps_forever() {
+    let c = Config::parse(
+        "[retention]\nlogs = \"90d\"\nartifacts = \"30d\"\nruns = \"400d\"\n",
+        Path::new("/etc/execgov/execgov.toml"),
+    )
+    .expect("valid");
+    let days = |n: u64| Some(Duration::from_secs(n * 24 * 3600));
+    assert_eq!(c.retention.logs, days(90));
+    assert_eq!(c.retention.artifacts, days(30));
+    assert_eq!(c.retention.runs, days(400));
+    let partial =
+        Config::parse("[retention]\nlogs = \"2h\"\n", Path::new("execgov.toml")).expect("valid");
+    assert_eq!(partial.retention.logs, Some(Duration::from_secs(7200)));
+    assert_eq!(partial.retention.artifacts, None, "unset keeps files");
+    assert_eq!(partial.retention.runs, None, "unset keeps outputs");
+    let d = Config::defaults_in(Path::new("/srv"));
+    assert!(!d.retention.is_set(), "nothing is pruned by default");
+}
+
+#[test]
+fn bad_retention_values_name_file_line_and_key() {
+    let shown = problems("[retention]\nlogs = \"90d\"\nartifacts = \"10m\"\n");
+    assert!(
+        shown.contains("execgov.toml:3: key `retention.artifacts`: must be at least 1h"),
+        "{shown}"
+    );
+    let shown = problems("[retention]\nruns = \"forever\"\n");
+    assert!(
+        shown.contains("execgov.toml:2: key `retention.runs`: `forever` is not a duration"),
+        "{shown}"
+    );
+    let shown = problems("[retention]\nlogs = \"90d\"\noutputs = \"90d\"\n");
+    assert!(
+        shown.contains("execgov.toml:3") && shown.contains("outputs"),
+        "an unknown key is refused with its line: {shown}"
+    );
+    let shown = problems("[retention]\nlogs = 90\n");
+    assert!(
+        shown.contains("execgov.toml:2") && shown.contains("retention.logs"),
+        "a number is not a duration: {shown}"
+    );
+}

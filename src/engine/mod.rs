@@ -273,7 +273,8 @@ impl Engine {
             return Ok(Reply::error(format!("no run {id}")));
         }
         let approvals = self.store.approvals(id).await?;
-        let text = run_summary(&run, &approvals, Some(&self.audit_link(&run)));
+        let has_files = !self.store.artifacts(id).await?.is_empty();
+        let text = run_summary(&run, &approvals, has_files, Some(&self.audit_link(&run)));
         Ok(Reply {
             kind: ReplyKind::Info,
             text,

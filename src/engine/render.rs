@@ -67,7 +67,13 @@ pub fn place_text(run: &Run) -> String {
 }
 
 /// A run's state, result and tail as text (CLI `show`, `status`, `run --wait`).
-pub fn run_summary(run: &Run, approvals: &[Approval], link: Option<&str>) -> String {
+/// `has_files`: the run has files, so a retention note about them is due.
+pub fn run_summary(
+    run: &Run,
+    approvals: &[Approval],
+    has_files: bool,
+    link: Option<&str>,
+) -> String {
     let mut out = format!("run {} {} {}\n", run.id, run.script, stored_args_text(run));
     out.push_str(&format!("  state:      {}", run.state));
     if let Some(pct) = run.progress_pct.filter(|_| run.state == RunState::Running) {
@@ -146,6 +152,9 @@ pub fn run_summary(run: &Run, approvals: &[Approval], link: Option<&str>) -> Str
         }
     } else if let Some(result) = &run.result {
         out.push_str(&format!("  result:     {result}\n"));
+    }
+    for note in crate::retention::notes(run, has_files) {
+        out.push_str(&format!("  retention:  {note}\n"));
     }
     if let Some(link) = link {
         out.push_str(&format!("  audit:      {link}\n"));

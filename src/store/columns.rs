@@ -130,6 +130,8 @@ runs_table! {
         exit_code: Option<i64>,
         error: Option<String>,
         log_path: Option<String>,
+        /// The log's size: as its runner reported it, and once retention
+        /// removed the log, the size of what was removed.
         log_bytes: i64,
         log_dropped: i64,
         /// The last ~3,000 characters of masked output, for chat.
@@ -152,6 +154,15 @@ runs_table! {
         reviewed_at: Option<i64>,
         /// When an unreviewed break-glass run was posted again as overdue.
         review_reminded_at: Option<i64>,
+        /// Retention (`docs/retention.md`): when the log was removed, and the
+        /// sha256 of the removed log (none when the run had no log).
+        log_pruned_at: Option<i64>,
+        log_sha256: Option<String>,
+        /// When retention removed the bytes of the run's files (their names
+        /// and digests stay in `artifacts`).
+        files_pruned_at: Option<i64>,
+        /// When retention removed the output tail, the result and the run folder.
+        output_pruned_at: Option<i64>,
     }
 }
 

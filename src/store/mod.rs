@@ -30,6 +30,7 @@
 //!   too; `audit_backing.rs`: the check before a run starts that its approvals
 //!   are backed by verifying entries.
 //! - `runners.rs`: runners, their leases, the logs and files they send, their finish.
+//! - `retention.rs`: removing the payloads of old finished runs, in batches.
 //! - `misc.rs`, `posts.rs`, `schedules.rs`, `web.rs`: the tables beside the runs.
 //! - `sqlite.rs`, `writer.rs`, `checkpoint.rs`, `postgres.rs`: the backends.
 //! - [`backup`]: a consistent copy of a live SQLite database (`execgov backup`).
@@ -55,6 +56,7 @@ mod model;
 mod ops;
 mod postgres;
 mod posts;
+mod retention;
 mod runners;
 mod runs;
 pub mod schedules;
@@ -71,6 +73,7 @@ pub use columns::{NewRun, Run};
 pub use model::{Approval, Artifact, ChainCheck, DecisionInput, DecisionOutcome, RunFilter};
 pub use ops::{Durability, Write};
 pub use posts::ChatPost;
+pub use retention::{Cuts, Prune, SeenLog};
 pub use runners::{Enrolment, Finished, RunnerFinish, RunnerIdentity, RunnerRecord};
 pub use runs::{Edit, Note, Transition};
 

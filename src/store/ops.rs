@@ -13,6 +13,7 @@ use super::break_glass;
 use super::claim::Claim;
 use super::model::{Artifact, DecisionInput};
 use super::posts::ChatPost;
+use super::retention::Prune;
 use super::runners::{Enrolment, Finished, RunnerFinish, RunnerIdentity};
 use super::runs::Transition;
 use super::schedules::{EventOutcome, ScheduleEvent, ScheduleState};
@@ -220,6 +221,14 @@ pub enum Write {
     },
     /// A runner's report of a run's end: a transition.
     RunnerFinish(RunnerFinish),
+    /// Retention: removes the payloads a batch of finished runs has past
+    /// their retention (log chunks, file bytes, output tail and result),
+    /// records when and the removed log's sha256 on each run, and audits the
+    /// batch in one `retention.pruned` entry. Answers what was removed.
+    Prune {
+        batch: Vec<Prune>,
+        now: i64,
+    },
     /// Raw SQL that bypasses every rule: tests and tools only (tampering).
     Raw(String),
 }
@@ -265,6 +274,7 @@ impl Write {
             Write::AppendLog { .. } => "append_log",
             Write::SaveArtifact { .. } => "save_artifact",
             Write::RunnerFinish(_) => "runner_finish",
+            Write::Prune { .. } => "prune",
             Write::Raw(_) => "raw",
         }
     }
@@ -289,6 +299,7 @@ pub enum Answer {
     MaybeRuns(Option<Vec<Run>>),
     RunIds(Vec<RunId>),
     Finished(Finished),
+    Pruned(Vec<Prune>),
 }
 
 macro_rules! answers {
@@ -329,6 +340,7 @@ answers! {
     MaybeRuns => Option<Vec<Run>>,
     RunIds => Vec<RunId>,
     Finished => Finished,
+    Pruned => Vec<Prune>,
 }
 
 impl From<()> for Answer {
@@ -483,6 +495,7 @@ pub(super) async fn apply(tx: &mut Tx<'_>, write: Write) -> Result<Answer, Store
             .await?
             .into(),
         Write::RunnerFinish(f) => runners::finish(tx, f).await?.into(),
+        Write::Prune { batch, now } => super::retention::prune(tx, batch, now).await?.into(),
         Write::Raw(sql) => {
             tx.execute_script(&sql).await?;
             Answer::Done

@@ -296,7 +296,7 @@ pub(super) async fn poll(
 }
 
 /// The log stored so far for `run`: where the next byte goes.
-async fn log_end(tx: &mut Tx<'_>, run: RunId) -> Result<u64, StoreError> {
+pub(super) async fn log_end(tx: &mut Tx<'_>, run: RunId) -> Result<u64, StoreError> {
     let last = tx
         .fetch_optional(
             "SELECT at_byte, length(data) AS n FROM log_chunks WHERE run_id = $1 \

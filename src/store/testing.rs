@@ -177,6 +177,12 @@ pub fn new_run(script: &str, who: &str) -> NewRun {
     }
 }
 
+/// `new` as the store records it as run `id`, without a database (for code
+/// that renders runs).
+pub fn recorded(new: NewRun, id: crate::types::RunId) -> super::Run {
+    super::Run::recorded(new, id)
+}
+
 /// A service's local runner named `name` (it takes runs with no `runs_on`).
 pub fn local_runner(name: &str) -> super::RunnerIdentity {
     super::RunnerIdentity {

@@ -125,6 +125,14 @@ pub(crate) async fn run_document(
         .collect();
     v["output_tail"] = json!(run.output_tail.as_deref().map(super::strip_ansi));
     v["audit_link"] = json!(engine.audit_link(run));
+    v["retention"] = json!({
+        "log_pruned_at": run.log_pruned_at,
+        "log_sha256": run.log_sha256,
+        "log_bytes": run.log_bytes,
+        "files_pruned_at": run.files_pruned_at,
+        "output_pruned_at": run.output_pruned_at,
+        "notes": crate::retention::notes(run, !artifacts.is_empty()),
+    });
     Ok(v)
 }
 

@@ -23,6 +23,9 @@ pub enum WebError {
     /// The request was understood but the run is not in a state that allows it.
     #[error("{0}")]
     Conflict(String),
+    /// Was here and was removed on purpose (retention): 410 Gone.
+    #[error("{0}")]
+    Gone(String),
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -41,6 +44,7 @@ impl WebError {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::SignInRequired | WebError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             WebError::Conflict(_) => StatusCode::CONFLICT,
+            WebError::Gone(_) => StatusCode::GONE,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

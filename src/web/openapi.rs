@@ -221,7 +221,19 @@ fn components(states: &Value) -> Value {
                                 }
                             } },
                             "output_tail": { "type": "string", "nullable": true },
-                            "audit_link": { "type": "string" }
+                            "audit_link": { "type": "string" },
+                            "retention": {
+                                "type": "object",
+                                "description": "what [retention] removed from the run and when (docs/retention.md)",
+                                "properties": {
+                                    "log_pruned_at": { "type": "integer", "nullable": true },
+                                    "log_sha256": { "type": "string", "nullable": true },
+                                    "log_bytes": { "type": "integer" },
+                                    "files_pruned_at": { "type": "integer", "nullable": true },
+                                    "output_pruned_at": { "type": "integer", "nullable": true },
+                                    "notes": { "type": "array", "items": { "type": "string" } }
+                                }
+                            }
                         }
                     }
                 ]

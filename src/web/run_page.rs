@@ -172,6 +172,7 @@ fn render(engine: &Engine, p: &RunPage<'_>, access: &Access) -> Markup {
     let run = p.run;
     let q = access.query();
     let args = crate::engine::render::stored_args_text(run);
+    let retained = crate::retention::notes(run, !p.artifacts.is_empty());
     html! {
         header class="run" {
             h1 { "Run " (run.id) ": " code { (run.script) } }
@@ -236,13 +237,20 @@ fn render(engine: &Engine, p: &RunPage<'_>, access: &Access) -> Markup {
                 @if let Some(c) = run.exit_code { dt { "Exit code" } dd { code { (c) } } }
                 @if let Some(e) = &run.error { dt { "Error" } dd { (e) } }
             }
+            @for note in &retained {
+                p class="note" role="note" { (capitalised(note)) "." }
+            }
             @if let Some(result) = &run.result { (result_table(result)) }
             @if !p.artifacts.is_empty() {
                 h3 { "Files" }
                 ul {
                     @for a in p.artifacts {
                         li {
-                            a href=(format!("/runs/{}/artifacts/{}{q}", run.id, urlencode(&a.name))) download { (a.name) }
+                            @if run.files_pruned_at.is_some() {
+                                (a.name)
+                            } @else {
+                                a href=(format!("/runs/{}/artifacts/{}{q}", run.id, urlencode(&a.name))) download { (a.name) }
+                            }
                             " (" (bytesize::ByteSize(a.size.max(0) as u64).display().iec()) ", sha256 " code class="digest" { (a.sha256) } ")"
                         }
                     }
@@ -265,7 +273,9 @@ fn render(engine: &Engine, p: &RunPage<'_>, access: &Access) -> Markup {
             @if run.log_dropped > 0 {
                 p class="note" { "The log was capped; " (plural(run.log_dropped, "byte was", "bytes were")) " dropped." }
             }
-            @if p.log_truncated {
+            @if run.log_pruned_at.is_some() {
+                p class="muted" { "The log is not kept any more (see above)." }
+            } @else if p.log_truncated {
                 p class="note" { "Showing the last 256 KiB. " a href=(format!("/runs/{}/log{q}", run.id)) { "Full log" } }
             } @else if run.log_path.is_some() || !p.log.is_empty() {
                 p { a href=(format!("/runs/{}/log{q}", run.id)) { "Plain-text log" } }
@@ -273,7 +283,9 @@ fn render(engine: &Engine, p: &RunPage<'_>, access: &Access) -> Markup {
             @if p.progress_lines > 0 {
                 p class="muted" { (plural(p.progress_lines as i64, "progress line is", "progress lines are")) " left out here; the plain-text log has them." }
             }
-            pre class="log" tabindex="0" role="region" aria-label="Log output" { (p.log) }
+            @if run.log_pruned_at.is_none() {
+                pre class="log" tabindex="0" role="region" aria-label="Log output" { (p.log) }
+            }
         }
     }
 }
@@ -299,6 +311,15 @@ fn preview_section(pv: &Run, access: &Access) -> Markup {
                 pre class="log" tabindex="0" role="region" aria-label="Preview output" { (strip_ansi(tail)) }
             }
         }
+    }
+}
+
+/// `text` with its first letter in upper case.
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -470,6 +491,13 @@ pub(super) async fn run_log(
     MaybeViewer(viewer): MaybeViewer,
 ) -> Result<Response, WebError> {
     let (run, _) = authorise(state.engine(), &id, &q, viewer).await?;
+    if run.log_pruned_at.is_some() {
+        let why = crate::retention::notes(&run, false)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| "log removed by retention".into());
+        return Err(WebError::Gone(format!("run {}: {why}", run.id)));
+    }
     let body = crate::runs_data::log_all(state.engine(), &run)
         .await?
         .ok_or_else(|| WebError::NotFound("this run has no log yet".into()))?;
@@ -491,6 +519,15 @@ pub(super) async fn artifact(
         .into_iter()
         .find(|a| a.name == name)
         .ok_or_else(|| WebError::NotFound(format!("run {} has no file `{name}`", run.id)))?;
+    if let Some(at) = run.files_pruned_at {
+        return Err(WebError::Gone(format!(
+            "run {}: the file `{name}` was removed by retention on {} (sha256 {}, {} bytes)",
+            run.id,
+            crate::clock::format_ms(at),
+            a.sha256,
+            a.size
+        )));
+    }
     let body = crate::runs_data::artifact_bytes(engine, &a)
         .await?
         .ok_or_else(|| WebError::NotFound("the file's contents are not kept any more".into()))?;

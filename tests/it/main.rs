@@ -18,6 +18,7 @@ mod preview;
 mod python;
 mod python_init;
 mod readme;
+mod retention;
 mod rules;
 mod runner;
 mod runners;

@@ -283,7 +283,7 @@ both_backends!(
         }
         let run = s.engine.store().get_run(gpu).await.unwrap();
         assert_eq!(run.state, RunState::Queued, "nobody has the gpu tag");
-        let status = execgov::engine::run_summary(&run, &[], None);
+        let status = execgov::engine::run_summary(&run, &[], false, None);
         assert!(
             status.contains("waiting for a runner with tags gpu"),
             "its status says so: {status}"

@@ -136,7 +136,7 @@ both_backends!(
         );
         let run = app.engine.store().get_run(id).await.unwrap();
         assert_eq!(run.state, RunState::Queued);
-        let status = execgov::engine::run_summary(&run, &[], None);
+        let status = execgov::engine::run_summary(&run, &[], false, None);
         assert!(
             status.contains("waiting for a runner with tags db-host"),
             "its status says what it waits for: {status}"
