@@ -7,9 +7,12 @@
 //!   checkpoint file (JSON lines), reading it back for `audit verify --checkpoints`,
 //!   and the loop `serve` runs.
 //!
+//! - `export.rs`: `execgov audit export`, JSON lines in a versioned shape.
+//!
 //! The chain itself (append, verify, the pre-start check) lives in the store.
 
 pub mod checkpoints;
+pub mod export;
 pub mod keys;
 
 pub use checkpoints::{SignedCheckpoint, read_checkpoints, write_checkpoint};

@@ -262,6 +262,20 @@ pub enum AuditCmd {
     Key,
     /// Sign a checkpoint of the chain's head now and append it to the checkpoint file.
     Checkpoint,
+    /// Write the audit entries of a time range as JSON lines (schema
+    /// `execgov.audit/1`, docs/audit.md), streamed in chain order.
+    Export {
+        /// From this UTC day (`2026-11-01`) or RFC 3339 time, inclusive.
+        #[arg(long, value_name = "DATE")]
+        since: String,
+        /// Through this UTC day (`2026-11-30`, the whole day) or up to this RFC
+        /// 3339 time; default: now.
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+        /// Write to FILE (whole or not at all) instead of stdout; progress goes to stderr.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// `--as PERSON`: act as a configured person (only where `[cli] impersonation = true`).
@@ -380,6 +394,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             AuditCmd::Key => admin::audit_key(&config),
             AuditCmd::Checkpoint => admin::audit_checkpoint(config).await,
+            AuditCmd::Export { since, until, out } => {
+                admin::audit_export(config, &since, until.as_deref(), out).await
+            }
         },
         Cmd::Runners { what } => match what {
             RunnersCmd::Enrol { name, tags } => runners::enrol(config, &name, &tags).await,

@@ -60,7 +60,7 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
-    fn from_row(r: &Row) -> Result<AuditEntry, StoreError> {
+    pub(super) fn from_row(r: &Row) -> Result<AuditEntry, StoreError> {
         Ok(AuditEntry {
             seq: r.get("seq")?,
             at: r.get("at")?,

@@ -44,6 +44,7 @@ use crate::types::{PersonId, RunId, RunState};
 mod approvals;
 mod audit;
 mod audit_backing;
+mod audit_export;
 mod audit_key;
 mod audit_verify;
 pub mod backup;

@@ -131,3 +131,93 @@ both_backends!(
         );
     }
 );
+
+both_backends!(
+    export_writes_the_range_as_versioned_json_lines,
+    |backend| async move {
+        let env = TestEnv::new(backend).await;
+        let cfg = env.config_path();
+        for n in ["one", "two"] {
+            let note = format!("note={n}");
+            let o = execgov(
+                &cfg,
+                &["run", "echo-args", &note, "--wait", "--as", "alice"],
+            );
+            assert!(o.status.success(), "{}", text(&o));
+        }
+        let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+        let file = env.path().join("export.jsonl");
+        let o = execgov(
+            &cfg,
+            &[
+                "audit",
+                "export",
+                "--since",
+                &today,
+                "--out",
+                file.to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("exported "),
+            "a summary on stderr: {}",
+            text(&o)
+        );
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&file)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+            .collect();
+        let store = env.engine().await;
+        let all = store.store().audit_entries(None, 0, 1000).await.unwrap();
+        assert_eq!(lines.len(), all.len(), "every entry of today");
+        for (line, entry) in lines.iter().zip(&all) {
+            assert_eq!(line["schema"], "execgov.audit/1");
+            assert_eq!(line["seq"], entry.seq, "in chain order");
+            assert_eq!(line["hash"], entry.hash);
+            assert_eq!(line["prev_hash"], entry.prev_hash);
+            assert_eq!(line["action"], entry.action);
+            assert_eq!(line["at_ms"], entry.at);
+            assert!(line["at"].as_str().unwrap().ends_with('Z'), "{line}");
+        }
+        assert!(
+            lines.windows(2).all(|w| w[1]["prev_hash"] == w[0]["hash"]),
+            "the exported lines chain"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["action"] == "run.succeeded" && l["details"].is_object()),
+            "{lines:?}"
+        );
+
+        // To stdout; a range before any entry is empty; bad dates say what to write.
+        let o = execgov(&cfg, &["audit", "export", "--since", &today]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).lines().count(),
+            all.len()
+        );
+        let o = execgov(
+            &cfg,
+            &[
+                "audit",
+                "export",
+                "--since",
+                "2020-01-01",
+                "--until",
+                "2020-01-31",
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(o.stdout.is_empty(), "{}", text(&o));
+        let o = execgov(&cfg, &["audit", "export", "--since", "yesterday"]);
+        assert!(!o.status.success());
+        assert!(
+            text(&o).contains("--since") && text(&o).contains("YYYY-MM-DD"),
+            "{}",
+            text(&o)
+        );
+    }
+);
