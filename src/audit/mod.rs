@@ -7,11 +7,13 @@
 //!   checkpoint file (JSON lines), reading it back for `audit verify --checkpoints`,
 //!   and the loop `serve` runs.
 //!
+//! - `evidence.rs`: one run's signed evidence bundle, and checking it offline.
 //! - `export.rs`: `execgov audit export`, JSON lines in a versioned shape.
 //!
 //! The chain itself (append, verify, the pre-start check) lives in the store.
 
 pub mod checkpoints;
+pub mod evidence;
 pub mod export;
 pub mod keys;
 

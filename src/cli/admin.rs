@@ -377,3 +377,54 @@ pub(super) async fn audit_export(
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// `execgov evidence RUN_ID [--out FILE]`: the run's signed evidence bundle
+/// (see `audit::evidence`), written whole or not at all.
+pub(super) async fn evidence(
+    config: Config,
+    id: &str,
+    out: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let id = RunId::parse(id).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key = audit::signing_key(&config)?;
+    let engine = app::build_engine(Arc::new(config), Arc::new(SystemClock)).await?;
+    let text = audit::evidence::bundle(&engine, id, &key, SystemClock.now_ms()).await;
+    engine.store().close().await;
+    let text = text?;
+    match out {
+        Some(path) => {
+            let tmp = path.with_extension("partial");
+            std::fs::write(&tmp, &text).with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, &path)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+            eprintln!(
+                "evidence of run {id} -> {} (check it with `execgov evidence verify {} --key {}`)",
+                path.display(),
+                path.display(),
+                audit::public_key_token(&key.verifying_key())
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `execgov evidence verify FILE --key ed25519:…`: offline, without the database.
+pub(super) fn evidence_verify(file: &std::path::Path, key: &str) -> anyhow::Result<ExitCode> {
+    let public = audit::parse_public_key(key)?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    match audit::evidence::verify(&text, &public) {
+        Ok(v) => {
+            println!(
+                "ok: run {}, {} approval(s) backed, {} chain entries up to the signed checkpoint at entry {}",
+                v.run, v.approvals, v.entries, v.checkpoint_seq
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(why) => {
+            println!("evidence broken: {why}");
+            Ok(ExitCode::from(EXIT_RUN_FAILED))
+        }
+    }
+}

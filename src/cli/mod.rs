@@ -206,6 +206,19 @@ pub enum Cmd {
         #[command(flatten)]
         who: As,
     },
+    /// Write one run's evidence bundle for an auditor (request, approvals,
+    /// digests, log, result, chain entries to a signed checkpoint; signed), or
+    /// `evidence verify FILE --key ed25519:…` to check one offline.
+    #[command(args_conflicts_with_subcommands = true)]
+    Evidence {
+        #[command(subcommand)]
+        verify: Option<EvidenceCmd>,
+        /// The run (`42` or `#42`).
+        run: Option<String>,
+        /// Write the bundle to FILE (whole or not at all); default: stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// List every schedule with its next three fire times (its timezone and UTC).
     Schedules {
         /// One JSON document.
@@ -242,6 +255,18 @@ pub enum RunnersCmd {
     List,
     /// Refuse a runner from now on; its running runs become interrupted.
     Revoke { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCmd {
+    /// Check a bundle without the database: its signature, its checkpoint's,
+    /// the chain's links, the run's entries and the log's sha256.
+    Verify {
+        file: PathBuf,
+        /// The service's public key, `ed25519:<base64>` as `audit key` prints it.
+        #[arg(long, value_name = "ed25519:…")]
+        key: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -388,6 +413,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             admin::runs(config, filter, &who).await
         }
         Cmd::Show { id, json, who } => admin::show(config, &id, json, &who).await,
+        Cmd::Evidence { verify, run, out } => match (verify, run) {
+            (Some(EvidenceCmd::Verify { file, key }), _) => admin::evidence_verify(&file, &key),
+            (None, Some(run)) => admin::evidence(config, &run, out).await,
+            (None, None) => Err(anyhow::anyhow!(
+                "name a run (`execgov evidence 42 --out run-42.evidence`) or verify a bundle \
+                 (`execgov evidence verify FILE --key ed25519:…`)"
+            )),
+        },
         Cmd::Audit { what } => match what {
             AuditCmd::Verify { checkpoints, key } => {
                 admin::audit_verify(config, checkpoints, key).await

@@ -221,3 +221,110 @@ both_backends!(
         );
     }
 );
+
+both_backends!(
+    an_evidence_bundle_verifies_offline_and_one_edited_byte_fails,
+    |backend| async move {
+        let app = start(backend).await;
+        let (env, engine) = (&app.env, &app.engine);
+        let cfg = env.config_path();
+        // A high-risk run: alice asks, bob approves, it runs; another run follows.
+        let marker = env.path().join("marker");
+        let asked = say(
+            engine,
+            &person("alice"),
+            &format!("run risky marker={}", marker.display()),
+        )
+        .await;
+        let run = asked.run.expect("recorded");
+        let id = run.id.to_string();
+        let approved = say(engine, &person("bob"), &format!("approve {id}")).await;
+        assert!(!approved.is_error(), "{}", approved.text);
+        let done = wait_final(engine, run.id).await;
+        assert_eq!(done.state, execgov::types::RunState::Succeeded, "{done:?}");
+        let after = say(engine, &person("alice"), "run echo-args note=after").await;
+        wait_final(engine, after.run.expect("recorded").id).await;
+
+        let o = execgov(&cfg, &["audit", "key"]);
+        let key = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        let file = env.path().join("run.evidence");
+        let o = execgov(&cfg, &["evidence", &id, "--out", file.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", text(&o));
+        let bundle = std::fs::read_to_string(&file).unwrap();
+        let body: serde_json::Value = serde_json::from_str(bundle.lines().next().unwrap()).unwrap();
+        assert_eq!(body["schema"], "execgov.evidence/1");
+        assert_eq!(body["run"]["id"].to_string(), id);
+        assert_eq!(
+            body["approvals"][0]["approver"], "bob",
+            "{}",
+            body["approvals"]
+        );
+        assert_eq!(body["approvals"][0]["digest_matches"], true);
+        assert!(
+            body["log"]["text"].as_str().unwrap().contains("touched"),
+            "{}",
+            body["log"]
+        );
+        assert!(
+            body["chain"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["action"] == "approval.approved"),
+            "the chain holds the approval"
+        );
+
+        let verify = |path: &std::path::Path| {
+            execgov(
+                &cfg,
+                &["evidence", "verify", path.to_str().unwrap(), "--key", &key],
+            )
+        };
+        let o = verify(&file);
+        assert!(
+            o.status.success(),
+            "an untouched bundle verifies: {}",
+            text(&o)
+        );
+        assert!(text(&o).contains("1 approval(s) backed"), "{}", text(&o));
+
+        // Moved off the machine: verifying needs no database.
+        let away = tempfile::tempdir().unwrap();
+        let copy = away.path().join("copy.evidence");
+        std::fs::copy(&file, &copy).unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_execgov"))
+            .current_dir(away.path())
+            .args(["evidence", "verify", copy.to_str().unwrap(), "--key", &key])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "offline: {}", text(&o));
+
+        // One edited byte: the approver's name.
+        let edited = bundle.replacen("\"approver\":\"bob\"", "\"approver\":\"bib\"", 1);
+        assert_ne!(edited, bundle);
+        let bad = env.path().join("edited.evidence");
+        std::fs::write(&bad, &edited).unwrap();
+        let o = verify(&bad);
+        assert!(!o.status.success(), "{}", text(&o));
+        assert!(text(&o).contains("line 1 was altered"), "{}", text(&o));
+        // Another key: named.
+        let other = execgov::audit::public_key_token(
+            &ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]).verifying_key(),
+        );
+        let o = execgov(
+            &cfg,
+            &[
+                "evidence",
+                "verify",
+                file.to_str().unwrap(),
+                "--key",
+                &other,
+            ],
+        );
+        assert!(
+            !o.status.success() && text(&o).contains("signed by"),
+            "{}",
+            text(&o)
+        );
+    }
+);
