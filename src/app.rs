@@ -233,6 +233,11 @@ impl Application {
                 self.engine.clone(),
                 shutdown.clone(),
             )),
+            // `[audit] sink`: every entry appended to a file as it is written.
+            behind.spawn(crate::audit::sink::sink_until_stopped(
+                self.engine.clone(),
+                shutdown.clone(),
+            )),
             behind.spawn(crate::scheduler::reload_until_stopped(
                 self.engine.clone(),
                 shutdown.clone(),

@@ -8,6 +8,7 @@
 //!   and the loop `serve` runs.
 //!
 //! - `evidence.rs`: one run's signed evidence bundle, and checking it offline.
+//! - `sink.rs`: `[audit] sink = "file:PATH"`, every entry appended as written.
 //! - `export.rs`: `execgov audit export`, JSON lines in a versioned shape.
 //!
 //! The chain itself (append, verify, the pre-start check) lives in the store.
@@ -16,6 +17,7 @@ pub mod checkpoints;
 pub mod evidence;
 pub mod export;
 pub mod keys;
+pub mod sink;
 
 pub use checkpoints::{SignedCheckpoint, read_checkpoints, write_checkpoint};
 pub use keys::{audit_key, open_store, parse_public_key, public_key_token, signing_key};

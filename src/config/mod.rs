@@ -154,6 +154,9 @@ pub struct AuditConfig {
     pub checkpoint_file: Option<PathBuf>,
     /// `channel`: a `[channels]` name each checkpoint is posted to.
     pub channel: Option<String>,
+    /// `sink = "file:PATH"`: every entry is appended to PATH as an export
+    /// line (`execgov.audit/1`) as it is written (see `audit::sink`).
+    pub sink: Option<PathBuf>,
 }
 
 impl Default for AuditConfig {
@@ -163,6 +166,7 @@ impl Default for AuditConfig {
             signing_key: None,
             checkpoint_every: Duration::from_secs(3600),
             checkpoint_file: None,
+            sink: None,
             channel: None,
         }
     }

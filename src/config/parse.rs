@@ -252,6 +252,7 @@ fn read_audit(r: &mut Reader<'_>, top: &Section<'_, '_>, base: &Path, c: &mut Co
             "checkpoint_every",
             "checkpoint_file",
             "channel",
+            "sink",
         ],
     );
     c.audit.key = secret(r, &audit, "key", base);
@@ -261,6 +262,17 @@ fn read_audit(r: &mut Reader<'_>, top: &Section<'_, '_>, base: &Path, c: &mut Co
     }
     if let Some((file, _)) = r.string(&audit, "checkpoint_file") {
         c.audit.checkpoint_file = Some(base.join(file));
+    }
+    if let Some((sink, span)) = r.string(&audit, "sink") {
+        match sink.strip_prefix("file:").filter(|p| !p.trim().is_empty()) {
+            Some(path) => c.audit.sink = Some(base.join(path)),
+            None => r.key_error(
+                &audit,
+                "sink",
+                &span,
+                format!("`{sink}`: write \"file:PATH\" (the one kind of sink there is)"),
+            ),
+        }
     }
     if let Some((channel, span)) = r.string(&audit, "channel") {
         if c.channels.contains_key(&channel) {

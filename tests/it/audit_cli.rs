@@ -328,3 +328,59 @@ both_backends!(
         );
     }
 );
+
+both_backends!(
+    the_sink_appends_each_entry_once_in_chain_order,
+    |backend| async move {
+        let app = start(backend).await;
+        let engine = &app.engine;
+        let sink = app.env.path().join("audit/sink.jsonl");
+        let first = say(engine, &person("alice"), "run echo-args note=one").await;
+        wait_final(engine, first.run.expect("recorded").id).await;
+        let store = engine.store();
+        let n = execgov::audit::sink::append_new(store, &sink)
+            .await
+            .unwrap();
+        assert!(n > 0);
+        // A crash mid-line leaves a torn line: it is cut, then appended whole.
+        let before = std::fs::read_to_string(&sink).unwrap();
+        let second = say(engine, &person("alice"), "run echo-args note=two").await;
+        wait_final(engine, second.run.expect("recorded").id).await;
+        std::fs::write(&sink, format!("{before}{{\"schema\":\"execgov.au")).unwrap();
+        // Two appenders at once (two servers on one host) write nothing twice.
+        let (a, b) = tokio::join!(
+            execgov::audit::sink::append_new(store, &sink),
+            execgov::audit::sink::append_new(store, &sink)
+        );
+        a.unwrap();
+        b.unwrap();
+        let all = store.audit_entries(None, 0, 1000).await.unwrap();
+        let lines: Vec<String> = std::fs::read_to_string(&sink)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let expected: Vec<String> = all.iter().map(execgov::audit::export::line).collect();
+        assert_eq!(
+            lines, expected,
+            "every entry once, in order, as export writes it"
+        );
+    }
+);
+
+#[test]
+fn a_sink_that_is_not_a_file_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("execgov.toml");
+    std::fs::write(&path, "[audit]\nsink = \"syslog:local0\"\n").unwrap();
+    let err = execgov::config::Config::load(Some(&path))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("execgov.toml:2") && err.contains("file:PATH"),
+        "{err}"
+    );
+    std::fs::write(&path, "[audit]\nsink = \"file:audit.jsonl\"\n").unwrap();
+    let c = execgov::config::Config::load(Some(&path)).unwrap();
+    assert_eq!(c.audit.sink, Some(dir.path().join("audit.jsonl")));
+}
