@@ -94,6 +94,7 @@ async fn submit(engine: &Engine) -> RunId {
             actor,
             place,
             command,
+            private: true,
         })
         .await;
     reply

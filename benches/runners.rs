@@ -218,6 +218,7 @@ impl Bench {
                     actor: actor.clone(),
                     place: Place::new(Platform::Cli, "local"),
                     command: command.clone(),
+                    private: true,
                 })
                 .await;
             ids.push(r.run.expect("queued").id);

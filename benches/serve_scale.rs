@@ -145,6 +145,7 @@ async fn one(o: &Opts, procs: usize) {
                 actor: actor.clone(),
                 place: place.clone(),
                 command: command.clone(),
+                private: true,
             })
             .await;
         assert!(r.run.is_some(), "{}", r.text);

@@ -205,6 +205,7 @@ async fn sign_in(engine: &Engine, addr: SocketAddr, who: &str) -> String {
             actor,
             place: Place::new(Platform::Slack, "C0BENCH"),
             command,
+            private: true,
         })
         .await;
     let link = reply.text[reply.text.find("http://").unwrap()..]

@@ -15,6 +15,7 @@
 //! - [`runs_data`]: a run's log and files, wherever they are kept.
 //! - [`scheduler`]: fires manifests' `[[schedule]]`s exactly once across processes; reloads manifests.
 //! - [`links`]: signed audit links.
+//! - [`totp`]: one-time codes (RFC 6238) and sealed secrets for step-up approval.
 //! - [`web`]: the HTTP routes.
 //! - [`housekeeping`]: prunes what only grows (old inbound event ids), hourly.
 //! - [`retention`]: removes the payloads of finished runs past `[retention]`.
@@ -39,5 +40,6 @@ pub mod runners;
 pub mod runs_data;
 pub mod scheduler;
 pub mod store;
+pub mod totp;
 pub mod types;
 pub mod web;

@@ -59,6 +59,14 @@ impl LinkSigner {
         mac
     }
 
+    /// A 32-byte key for another use of the server secret (sealing second
+    /// factors), derived so that it is neither the secret nor a link signature.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(format!("execgov key:{purpose}").as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// A token for `run` valid until `exp` (epoch ms).
     pub fn token(&self, run: RunId, exp: i64) -> String {
         let sig = self

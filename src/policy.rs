@@ -4,7 +4,7 @@
 //! against a manifest's `who` entries.
 
 use crate::config::Config;
-use crate::manifest::{Catalog, Manifest, Principal, Risk, ScheduledApproval};
+use crate::manifest::{Catalog, Manifest, Principal, ScheduledApproval};
 use crate::store::web::Visibility;
 use crate::types::{Actor, PersonId, Place, Platform, RunState};
 use std::collections::BTreeSet;
@@ -75,7 +75,7 @@ pub fn approval_need(
     manifest: &Manifest,
     requester: Option<&PersonId>,
 ) -> Option<ApprovalNeed> {
-    if manifest.risk != Risk::High {
+    if !manifest.risk.needs_approval() {
         return None;
     }
     let approval = manifest.approval.as_ref()?;

@@ -275,13 +275,16 @@ pub fn check_tag(tag: &str) -> Result<(), String> {
     }
 }
 
-/// How dangerous a script is. High needs a human's approval before it runs.
+/// How dangerous a script is. High needs a human's approval before it runs;
+/// critical needs that approval proved by a second factor (step-up, a TOTP
+/// code) at the moment of approving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Risk {
     #[default]
     Low,
     High,
+    Critical,
 }
 
 impl Risk {
@@ -289,11 +292,22 @@ impl Risk {
         match self {
             Risk::Low => "low",
             Risk::High => "high",
+            Risk::Critical => "critical",
         }
     }
 
+    /// High and critical runs wait for approval.
+    pub fn needs_approval(self) -> bool {
+        self != Risk::Low
+    }
+
+    /// Every approval of a critical run proves a second factor.
+    pub fn needs_step_up(self) -> bool {
+        self == Risk::Critical
+    }
+
     pub fn parse(s: &str) -> Option<Risk> {
-        [Risk::Low, Risk::High]
+        [Risk::Low, Risk::High, Risk::Critical]
             .into_iter()
             .find(|r| r.as_str() == s)
     }

@@ -99,8 +99,8 @@ pub async fn bundle(
                 "digest_matches": a.digest == run.manifest_digest,
                 "via": how.map(|e| e.actor.clone()),
                 "entry": how.map(|e| e.seq),
-                // Step-up (TOTP) is not built yet: no approval used it.
-                "step_up": false,
+                // A second factor proved at the moment of approving (critical runs).
+                "step_up": how.is_some_and(|e| e.details["step_up"] == true),
             })
         }).collect::<Vec<_>>(),
         "files": artifacts.iter().map(|a| json!({ "name": a.name, "bytes": a.size, "sha256": a.sha256 })).collect::<Vec<_>>(),

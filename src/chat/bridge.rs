@@ -32,8 +32,9 @@ fn parse(content: &InboundContent) -> Result<Command, ParseError> {
             text,
             implicit_run: false,
         } => Command::parse(text),
-        InboundContent::Approve { run_id } => Ok(Command::Approve {
+        InboundContent::Approve { run_id, code } => Ok(Command::Approve {
             run: RunId::parse(run_id).map_err(ParseError::BadRunId)?,
+            code: code.clone(),
         }),
         InboundContent::Deny { run_id, reason } => Ok(Command::Deny {
             run: RunId::parse(run_id).map_err(ParseError::BadRunId)?,
@@ -63,6 +64,7 @@ impl InboundHandler for Bridge {
                 actor,
                 place: inbound.place,
                 command,
+                private: inbound.direct,
             })
             .await;
         InboundReply {

@@ -130,6 +130,7 @@ pub fn approval_view(run_view: RunView, run: &Run, approvals: &[Approval]) -> Ap
         needed,
         expires: expires_text(run),
         open,
+        step_up: run.risk.needs_step_up(),
         preview: None,
     }
 }

@@ -145,6 +145,7 @@ pub(super) async fn handle(
             actor,
             place: cli_place(),
             command,
+            private: true,
         })
         .await;
     if reply.is_error() {

@@ -21,6 +21,7 @@ pub mod logging;
 mod prepare;
 mod runners;
 mod schedules;
+mod two_factor;
 
 use crate::command::Command;
 use crate::config::Config;
@@ -139,9 +140,12 @@ pub enum Cmd {
         #[command(flatten)]
         who: As,
     },
-    /// Approve a run that waits for approval.
+    /// Approve a run that waits for approval (a critical run: with `--code`).
     Approve {
         id: String,
+        /// Your authenticator's 6-digit code (`risk = "critical"`; `2fa enrol` first).
+        #[arg(long, value_name = "CODE")]
+        code: Option<String>,
         #[command(flatten)]
         who: As,
     },
@@ -234,6 +238,12 @@ pub enum Cmd {
     Audit {
         #[command(subcommand)]
         what: AuditCmd,
+    },
+    /// Your second factor for approving critical runs: enrol, confirm; reset (admins).
+    #[command(name = "2fa")]
+    TwoFactor {
+        #[command(subcommand)]
+        what: two_factor::TwoFactorCmd,
     },
     /// Runners: enrol, list, revoke (on the server).
     Runners {
@@ -367,9 +377,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             local::handle(config, Command::Explain { script, args }, &who, false).await
         }
-        Cmd::Approve { id, who } => {
-            local::handle(config, Command::Approve { run: run_id(&id)? }, &who, true).await
+        Cmd::Approve { id, code, who } => {
+            let command = Command::Approve {
+                run: run_id(&id)?,
+                code,
+            };
+            local::handle(config, command, &who, true).await
         }
+        Cmd::TwoFactor { what } => two_factor::run(config, what).await,
         Cmd::Deny { id, reason, who } => {
             local::handle(
                 config,

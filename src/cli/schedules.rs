@@ -68,7 +68,7 @@ pub(super) fn list(config: &Config, json: bool) -> ExitCode {
             if m.approval
                 .as_ref()
                 .is_some_and(|a| a.scheduled == manifest::ScheduledApproval::Required)
-                && m.risk == manifest::Risk::High
+                && m.risk.needs_approval()
             {
                 println!("  each run waits for approval");
             }

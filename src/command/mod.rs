@@ -9,7 +9,7 @@
 //! status <run-id>
 //! cancel <run-id>
 //! explain <script> [key=value ...]
-//! approve <run-id>
+//! approve <run-id> [code]         code: a 6-digit step-up code (risk = "critical")
 //! deny <run-id> [reason ...]
 //! login
 //! ```
@@ -41,6 +41,9 @@ pub enum Command {
     },
     Approve {
         run: RunId,
+        /// The approver's authenticator code, as typed; the engine checks it
+        /// (a critical run needs one, and where it was sent matters).
+        code: Option<String>,
     },
     Deny {
         run: RunId,
@@ -129,9 +132,15 @@ impl Command {
             "cancel" => Ok(Command::Cancel {
                 run: one_run_id("cancel", "cancel <run-id>", &rest)?,
             }),
-            "approve" => Ok(Command::Approve {
-                run: one_run_id("approve", "approve <run-id>", &rest)?,
-            }),
+            "approve" => {
+                let usage = "approve <run-id> [code]";
+                let run = one_run_id("approve", usage, &rest[..rest.len().min(1)])?;
+                no_more("approve", "the code", &rest, 2)?;
+                Ok(Command::Approve {
+                    run,
+                    code: rest.get(1).cloned(),
+                })
+            }
             "deny" => {
                 let (run, reason) = run_id_and_text("deny", "deny <run-id> [reason]", &rest)?;
                 Ok(Command::Deny { run, reason })
@@ -218,7 +227,9 @@ impl fmt::Display for Command {
             Command::Help { script: Some(s) } => write!(f, "help {s}"),
             Command::Status { run } => write!(f, "status {run}"),
             Command::Cancel { run } => write!(f, "cancel {run}"),
-            Command::Approve { run } => write!(f, "approve {run}"),
+            Command::Approve { run, code: None } => write!(f, "approve {run}"),
+            // A code is a secret for its 30 seconds: never shown again.
+            Command::Approve { run, code: Some(_) } => write!(f, "approve {run} ******"),
             Command::Deny { run, reason: None } => write!(f, "deny {run}"),
             Command::Deny {
                 run,

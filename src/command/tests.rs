@@ -83,8 +83,22 @@ fn every_verb() {
     );
     assert_eq!(
         Command::parse("APPROVE 3").unwrap(),
-        Command::Approve { run: RunId(3) }
+        Command::Approve { run: RunId(3), code: None }
     );
+    assert_eq!(
+        Command::parse("approve 3 123456").unwrap(),
+        Command::Approve {
+            run: RunId(3),
+            code: Some("123456".into())
+        },
+        "a step-up code follows the run id"
+    );
+    assert_eq!(
+        Command::parse("approve 3 123456").unwrap().to_string(),
+        "approve 3 ******",
+        "a code is never shown again"
+    );
+    assert!(Command::parse("approve 3 123 456").is_err(), "one code word");
     assert_eq!(
         Command::parse("deny 3 not during the freeze").unwrap(),
         Command::Deny {

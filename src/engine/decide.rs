@@ -19,6 +19,7 @@ impl Engine {
         id: RunId,
         approve: bool,
         reason: Option<String>,
+        proof: Option<super::step_up::Proof>,
     ) -> anyhow::Result<Reply> {
         let verb = if approve { "approve" } else { "deny" };
         let run = match self.store.get_run(id).await {
@@ -79,12 +80,25 @@ impl Engine {
             self.emit(&ended);
             return refuse(why.into()).await;
         }
+        // Critical: the approver proves a second factor now (denying needs none).
+        let step_up = if approve && manifest.risk.needs_step_up() {
+            match self
+                .prove_step_up(actor, &approver, id, proof.as_ref())
+                .await?
+            {
+                Ok(step) => Some(step),
+                Err(why) => return Ok(Reply::error(format!("cannot approve run {id}: {why}"))),
+            }
+        } else {
+            None
+        };
         let input = DecisionInput {
             approver: approver.clone(),
             actor: actor.audit_name(),
             approve,
             reason: reason.clone(),
             digest,
+            step_up,
             now: self.now(),
         };
         let outcome = match self.store.decide(id, input, Durability::Synced).await {
@@ -95,18 +109,22 @@ impl Engine {
             Err(StoreError::InvalidTransition { from, .. }) => {
                 return refuse(format!("it is {from}, not awaiting approval")).await;
             }
+            // The code was used by a concurrent approval a moment ago.
+            Err(StoreError::Conflict(why)) if step_up.is_some() => return refuse(why).await,
             Err(e) => return Err(e.into()),
         };
         let (text, run) = match outcome {
             DecisionOutcome::Recorded { run, approvals } => (
                 format!(
-                    "{approver} approved run {id}: {approvals} of {} approvals so far",
+                    "{approver} approved run {id}{}: {approvals} of {} approvals so far",
+                    if step_up.is_some() { " with a second factor" } else { "" },
                     run.quorum
                 ),
                 run,
             ),
             DecisionOutcome::Approved(run) => {
-                (format!("{approver} approved run {id}; it is queued"), run)
+                let how = if step_up.is_some() { " with a second factor" } else { "" };
+                (format!("{approver} approved run {id}{how}; it is queued"), run)
             }
             DecisionOutcome::Rejected(run) => (
                 match &reason {

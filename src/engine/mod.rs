@@ -6,6 +6,7 @@
 //! - `explain.rs`: what `explain` answers, as one struct its text and JSON come from.
 //! - `decide.rs`: `approve`, `deny`, `cancel`.
 //! - `render.rs`: the plain-text shapes of runs, lists and help.
+//! - `step_up.rs`: second factors (TOTP) and the check a critical approval goes through.
 
 mod break_glass;
 mod decide;
@@ -13,6 +14,7 @@ mod explain;
 mod login;
 pub mod render;
 mod request;
+pub mod step_up;
 
 pub use explain::{ApprovalExplained, Explanation, RunnersExplained};
 pub use login::LOGIN_LINK_TTL_MS;
@@ -37,6 +39,10 @@ pub struct Request {
     pub actor: Actor,
     pub place: Place,
     pub command: Command,
+    /// Only ExecGov saw what was typed (the CLI, the web, a direct chat room,
+    /// a Slack slash command or dialog), rather than everyone in a shared room:
+    /// a step-up code is accepted only so.
+    pub private: bool,
 }
 
 pub use execgov_chat::ReplyKind;
@@ -230,8 +236,16 @@ impl Engine {
             Command::Explain { script, args } => {
                 self.explain(&req.actor, &req.place, &script, &args).await
             }
-            Command::Approve { run } => self.decide(&req.actor, run, true, None).await,
-            Command::Deny { run, reason } => self.decide(&req.actor, run, false, reason).await,
+            Command::Approve { run, code } => {
+                let proof = code.map(|code| step_up::Proof {
+                    code,
+                    seen_by_others: !req.private,
+                });
+                self.decide(&req.actor, run, true, None, proof).await
+            }
+            Command::Deny { run, reason } => {
+                self.decide(&req.actor, run, false, reason, None).await
+            }
             Command::Cancel { run } => self.cancel(&req.actor, run).await,
             Command::Status { run } => self.status(&req.actor, run).await,
             Command::List => Ok(self.list(&req.actor, &req.place)),
@@ -304,7 +318,7 @@ impl Engine {
                 policy::may_run(&self.config, m, actor, place),
                 policy::Access::Allowed
             );
-            let risk = if m.risk == crate::manifest::Risk::High {
+            let risk = if m.risk.needs_approval() {
                 " [needs approval]"
             } else {
                 ""

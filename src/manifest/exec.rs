@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{ArgTemplate, Args, Manifest, Risk};
+use super::{ArgTemplate, Args, Manifest};
 
 impl Manifest {
     /// The argv to execute. Each template element is exactly one element: placeholders
@@ -107,7 +107,7 @@ impl Manifest {
                     who.join(", ")
                 ));
             }
-            None if self.risk == Risk::High => text.push('.'),
+            None if self.risk.needs_approval() => text.push('.'),
             None => text.push_str("; runs without approval."),
         }
         text

@@ -192,13 +192,11 @@ pub(super) fn read_rules(
         let when = read_when(r, s, &manifest.params);
         let risk = match r.string(s, "risk") {
             None => None,
-            Some((v, _)) if v == "low" => Some(Risk::Low),
-            Some((v, _)) if v == "high" => Some(Risk::High),
-            Some((v, span)) => {
-                let msg = format!("must be \"low\" or \"high\", got `{v}`");
+            Some((v, span)) => Risk::parse(&v).or_else(|| {
+                let msg = format!("must be \"low\", \"high\" or \"critical\", got `{v}`");
                 r.key_error(s, "risk", &span, msg);
                 None
-            }
+            }),
         };
         let run = s.get("run").map(|_| principals(r, s, "run", config));
         let approvers = s.get("approvers").map(|_| {
@@ -260,13 +258,13 @@ fn check_outcome(
     };
     let at = s.span.clone();
     match (&governed.risk, &governed.approval) {
-        (Risk::High, None) => {
+        (Risk::High | Risk::Critical, None) => {
             let span = s.get("risk").map(|i| i.span()).unwrap_or(at);
             let msg = "this rule makes the run high-risk, but nobody could approve it: give \
                        the rule `approvers`, or the manifest an [approval] section";
             r.key_error(s, "risk", &span, msg);
         }
-        (Risk::High, Some(a)) => {
+        (Risk::High | Risk::Critical, Some(a)) => {
             let people = reachable_people(&a.approvers, config);
             if let Some(people) = people
                 && a.quorum as usize > people

@@ -96,17 +96,11 @@ pub(super) fn read(
         .duration(&top, "timeout")
         .unwrap_or(Duration::from_secs(600));
     let risk = match r.string(&top, "risk") {
-        Some((risk, _)) if risk == "low" => Risk::Low,
-        Some((risk, _)) if risk == "high" => Risk::High,
-        Some((risk, span)) => {
-            r.key_error(
-                &top,
-                "risk",
-                &span,
-                format!("must be \"low\" or \"high\", got `{risk}`"),
-            );
+        Some((risk, span)) => Risk::parse(&risk).unwrap_or_else(|| {
+            let msg = format!("must be \"low\", \"high\" or \"critical\", got `{risk}`");
+            r.key_error(&top, "risk", &span, msg);
             Risk::Low
-        }
+        }),
         None => Risk::Low,
     };
     let max_concurrent = r.count::<u32>(&top, "max_concurrent", 1).unwrap_or(4);
@@ -128,7 +122,7 @@ pub(super) fn read(
     };
     let access = check::read_access(&mut r, &top, config);
     let approval = check::read_approval(&mut r, &top, config);
-    if risk == Risk::High
+    if risk.needs_approval()
         && top.get("approval").is_none()
         && let Some(item) = top.get("risk")
     {
@@ -136,7 +130,7 @@ pub(super) fn read(
             &top,
             "risk",
             &item.span(),
-            "risk = \"high\" needs an [approval] section",
+            format!("risk = \"{risk}\" needs an [approval] section"),
         );
     }
 

@@ -48,6 +48,9 @@ pub(super) async fn decide(
         move_run(tx, run, RunState::Expired, note, Edit::none()).await?;
         return Ok(Decided::ExpiredFirst);
     }
+    if let Some(step) = d.step_up {
+        super::second_factor::consume(tx, d.approver.as_str(), step, d.now).await?;
+    }
     let inserted = tx
         .execute(
             "INSERT INTO approvals (run_id, approver, approve, reason, at, digest) \
@@ -78,6 +81,7 @@ pub(super) async fn decide(
         "reason": d.reason,
         "digest": d.digest,
         "digest_matches": d.digest == run.manifest_digest,
+        "step_up": d.step_up.is_some(),
     });
     tx.audit(d.now, &d.actor, action, Some(id), details);
 

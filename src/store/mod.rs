@@ -30,6 +30,7 @@
 //!   too; `audit_backing.rs`: the check before a run starts that its approvals
 //!   are backed by verifying entries.
 //! - `runners.rs`: runners, their leases, the logs and files they send, their finish.
+//! - `second_factor.rs`: TOTP second factors for step-up approval (sealed).
 //! - `retention.rs`: removing the payloads of old finished runs, in batches.
 //! - `misc.rs`, `posts.rs`, `schedules.rs`, `web.rs`: the tables beside the runs.
 //! - `sqlite.rs`, `writer.rs`, `checkpoint.rs`, `postgres.rs`: the backends.
@@ -61,6 +62,7 @@ mod retention;
 mod runners;
 mod runs;
 pub mod schedules;
+mod second_factor;
 pub(crate) mod sql;
 mod sqlite;
 pub mod testing;
@@ -77,6 +79,7 @@ pub use posts::ChatPost;
 pub use retention::{Cuts, Prune, SeenLog};
 pub use runners::{Enrolment, Finished, RunnerFinish, RunnerIdentity, RunnerRecord};
 pub use runs::{Edit, Note, Transition};
+pub use second_factor::{FactorWrite, LOCK_MS, MAX_FAILURES, SecondFactor};
 
 use columns::INSERT as INSERT_RUN;
 use sql::{Row, Value};

@@ -31,6 +31,9 @@ pub struct DecisionInput {
     pub reason: Option<String>,
     /// The manifest digest the approver was shown; recorded with the decision.
     pub digest: String,
+    /// The time step of the second-factor code this approval proved, consumed
+    /// in the decision's transaction (`risk = "critical"`); `None` without step-up.
+    pub step_up: Option<i64>,
     pub now: i64,
 }
 

@@ -229,6 +229,8 @@ pub enum Write {
         batch: Vec<Prune>,
         now: i64,
     },
+    /// A person's second factor: enrol, confirm, a refused code, a reset.
+    SecondFactor(super::second_factor::FactorWrite),
     /// Raw SQL that bypasses every rule: tests and tools only (tampering).
     Raw(String),
 }
@@ -275,6 +277,7 @@ impl Write {
             Write::SaveArtifact { .. } => "save_artifact",
             Write::RunnerFinish(_) => "runner_finish",
             Write::Prune { .. } => "prune",
+            Write::SecondFactor(_) => "second_factor",
             Write::Raw(_) => "raw",
         }
     }
@@ -300,6 +303,7 @@ pub enum Answer {
     RunIds(Vec<RunId>),
     Finished(Finished),
     Pruned(Vec<Prune>),
+    MaybeAt(Option<i64>),
 }
 
 macro_rules! answers {
@@ -341,6 +345,7 @@ answers! {
     RunIds => Vec<RunId>,
     Finished => Finished,
     Pruned => Vec<Prune>,
+    MaybeAt => Option<i64>,
 }
 
 impl From<()> for Answer {
@@ -496,6 +501,7 @@ pub(super) async fn apply(tx: &mut Tx<'_>, write: Write) -> Result<Answer, Store
             .into(),
         Write::RunnerFinish(f) => runners::finish(tx, f).await?.into(),
         Write::Prune { batch, now } => super::retention::prune(tx, batch, now).await?.into(),
+        Write::SecondFactor(w) => super::second_factor::apply(tx, w).await?,
         Write::Raw(sql) => {
             tx.execute_script(&sql).await?;
             Answer::Done

@@ -215,9 +215,12 @@ fn reply_response(engine: &Engine, reply: Reply, ok: StatusCode) -> Response {
 struct Decision {
     decision: String,
     reason: Option<String>,
+    /// The approver's authenticator code, for a critical run.
+    code: Option<String>,
 }
 
-/// `POST /api/v1/runs/{id}/decision`: `{"decision": "approve" | "deny", "reason": …}`.
+/// `POST /api/v1/runs/{id}/decision`: `{"decision": "approve" | "deny", "reason": …,
+/// "code": "123456"}` (`code`: a critical run's step-up).
 async fn decide(
     State(state): State<WebState>,
     caller: ApiCaller,
@@ -243,7 +246,11 @@ async fn decide(
         .reason
         .map(|r| r.trim().to_string())
         .filter(|r| !r.is_empty());
-    let reply = engine.decide(&actor, id, approve, reason).await?;
+    let proof = d.code.map(|code| crate::engine::step_up::Proof {
+        code,
+        seen_by_others: false,
+    });
+    let reply = engine.decide(&actor, id, approve, reason, proof).await?;
     Ok(reply_response(engine, reply, StatusCode::OK))
 }
 
@@ -319,7 +326,7 @@ fn script_json(engine: &Engine, caller: &ApiCaller, m: &Manifest) -> Value {
         "params": params,
         "who_may_run": m.access.run.iter().map(policy::principal_text).collect::<Vec<_>>(),
         "channels": m.access.channels,
-        "approval": m.approval.as_ref().filter(|_| m.risk == crate::manifest::Risk::High).map(|a| json!({
+        "approval": m.approval.as_ref().filter(|_| m.risk.needs_approval()).map(|a| json!({
             "approvers": a.approvers.iter().map(policy::principal_text).collect::<Vec<_>>(),
             "quorum": a.quorum.max(1),
             "expires_s": a.expires.as_secs(),

@@ -177,6 +177,14 @@ fn confirm_body(engine: &Engine, run: &Run, approvals: &[Approval], v: &Viewer) 
                 input type="hidden" name="csrf" value=(v.csrf());
                 input type="hidden" name="decision" value="approve";
                 input type="hidden" name="confirm" value=(confirmation(run));
+                @if run.risk.needs_step_up() {
+                    p { "Run " (run.id) " is critical: approving it needs the 6-digit code your authenticator app shows for ExecGov. "
+                        "No app set up yet? " a href="/account/2fa" { "Set up two-factor authentication" } "." }
+                    label { "Authenticator code "
+                        input id="code" type="text" name="code" inputmode="numeric" autocomplete="one-time-code"
+                            pattern="[0-9 ]{6,7}" maxlength="7" required;
+                    }
+                }
                 label { "Note (optional) " textarea name="reason" maxlength="500" rows="2" {} }
                 div class="decide" {
                     button id="confirm-approve" type="submit" { "Approve run " (run.id) }
@@ -196,6 +204,8 @@ pub(super) struct DecisionForm {
     reason: Option<String>,
     /// [`confirmation`] of the run, from the confirmation page; approving needs it.
     confirm: Option<String>,
+    /// The approver's authenticator code (a critical run).
+    code: Option<String>,
 }
 
 /// `POST /runs/{id}/decision`: deny, or approve with the confirmation page's
@@ -232,7 +242,22 @@ pub(super) async fn decide(
         .reason
         .map(|r| r.trim().to_string())
         .filter(|r| !r.is_empty());
-    let reply = engine.decide(&actor, id, approve, reason).await?;
+    let proof = f
+        .code
+        .filter(|c| !c.trim().is_empty())
+        .map(|code| crate::engine::step_up::Proof {
+            code,
+            seen_by_others: false,
+        });
+    let reply = engine.decide(&actor, id, approve, reason, proof).await?;
+    if approve && reply.is_error() && run.risk.needs_step_up() {
+        // Back to the form with the code field, saying why.
+        return Ok(redirect_with_notice(
+            &format!("/runs/{id}/approve"),
+            &reply.text,
+            state.secure_cookies(),
+        ));
+    }
     Ok(redirect_with_notice(
         &format!("/runs/{id}"),
         &reply.text,

@@ -52,6 +52,7 @@ pub(super) fn page_refreshing(
                         a href="/scripts" { "Scripts" }
                         a href="/audit" { "Audit" }
                         a href="/account/tokens" { "API tokens" }
+                        a href="/account/2fa" { "Two-factor" }
                         span class="who" { (v.person) @if v.admin { " · admin" } }
                         form method="post" action="/logout" class="inline" {
                             input type="hidden" name="csrf" value=(v.csrf());

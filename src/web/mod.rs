@@ -20,6 +20,7 @@
 //! - `run_form.rs`: the form that asks for a run, and its POST.
 //! - `audit_page.rs`: the audit log and the chain's verification status.
 //! - `tokens.rs`: a person's API tokens.
+//! - `two_factor.rs`: a person's second factor (`/account/2fa`) for critical approvals.
 //! - `api.rs`, `openapi.rs`: `/api/v1` and its OpenAPI document.
 //! - [`metrics`]: Prometheus metrics and the hooks other modules call; `/metrics`
 //!   behind `web.metrics_token` when set.
@@ -43,6 +44,7 @@ mod run_page;
 mod runs_list;
 mod scripts;
 mod tokens;
+mod two_factor;
 mod view;
 
 pub(crate) use api::{run_document, run_json};
@@ -193,6 +195,9 @@ pub fn router(state: impl Into<WebState>) -> Router {
             get(tokens::tokens_page).post(tokens::create_token),
         )
         .route("/account/tokens/{id}/revoke", post(tokens::revoke_token))
+        .route("/account/2fa", get(two_factor::page_2fa))
+        .route("/account/2fa/enrol", post(two_factor::enrol))
+        .route("/account/2fa/confirm", post(two_factor::confirm))
         .nest("/api/v1", api::routes())
         .with_state(state.clone())
         .merge(crate::runners::router(state.engine().clone()))

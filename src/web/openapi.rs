@@ -256,7 +256,8 @@ fn components(states: &Value) -> Value {
                 "type": "object", "required": ["decision"],
                 "properties": {
                     "decision": { "type": "string", "enum": ["approve", "deny"] },
-                    "reason": { "type": "string", "nullable": true }
+                    "reason": { "type": "string", "nullable": true },
+                    "code": { "type": "string", "nullable": true, "description": "The approver's 6-digit authenticator code: needed to approve a critical run (step-up)." }
                 }
             },
             "ReplyWithRun": {

@@ -12,7 +12,7 @@ use super::auth::Viewer;
 use super::layout::{redirect_with_notice, urlencode};
 use super::scripts::render_script;
 use super::{WebError, WebState, view};
-use crate::manifest::{ArgError, Manifest, Param, ParamKind, Risk};
+use crate::manifest::{ArgError, Manifest, Param, ParamKind};
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -235,7 +235,7 @@ pub(super) fn run_form(
                     p class="hint" id=(hint_id) { (hint(p)) }
                 }
             }
-            @if m.risk == Risk::High { p class="note" { "This script needs approval before it runs." } }
+            @if m.risk.needs_approval() { p class="note" { "This script needs approval before it runs." } }
             @if glass {
                 fieldset class="field break-glass" {
                     legend { "Break glass" }

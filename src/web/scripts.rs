@@ -47,12 +47,12 @@ pub(super) async fn scripts_page(State(state): State<WebState>, viewer: Viewer) 
 }
 
 fn risk_badge(r: Risk) -> Markup {
-    html! { span class=(if r == Risk::High { "state failed" } else { "state succeeded" }) { (r.as_str()) } }
+    html! { span class=(if r.needs_approval() { "state failed" } else { "state succeeded" }) { (r.as_str()) } }
 }
 
 fn approvers_text(m: &Manifest) -> String {
     match &m.approval {
-        Some(a) if m.risk == Risk::High => format!(
+        Some(a) if m.risk.needs_approval() => format!(
             "{} ({} needed)",
             policy::principals_text(&a.approvers),
             plural(a.quorum.max(1), "approval", "approvals")
@@ -99,10 +99,10 @@ pub(super) async fn render_script(
     let access = view::may_run(engine, &actor, m);
     // Break-glass is offered to whoever may use it, on scripts that can need approval.
     let glass = crate::policy::may_break_glass(engine.config(), &actor).is_ok()
-        && (m.risk == crate::manifest::Risk::High
+        && (m.risk.needs_approval()
             || m.rules
                 .iter()
-                .any(|r| r.risk == Some(crate::manifest::Risk::High)));
+                .any(|r| r.risk.is_some_and(|r| r.needs_approval())));
     let now = engine.now();
     let body = html! {
         header class="run" { h1 { "Script " code { (m.name) } } (risk_badge(m.risk)) }
@@ -114,7 +114,7 @@ pub(super) async fn render_script(
             dt { "From where" } dd { @if m.access.channels.is_empty() { "anywhere" } @else { (m.access.channels.join(", ")) } }
             dt { "Approval" } dd {
                 @match &m.approval {
-                    Some(a) if m.risk == Risk::High => {
+                    Some(a) if m.risk.needs_approval() => {
                         (plural(a.quorum.max(1), "approval", "approvals")) " from " (policy::principals_text(&a.approvers))
                         ", expires after " (humantime::format_duration(a.expires))
                         @if let Some(c) = &a.channel { ", asked in " code { (c) } }

@@ -273,6 +273,7 @@ pub async fn say(engine: &Engine, actor: &Actor, line: &str) -> execgov::engine:
             actor: actor.clone(),
             place: oncall(),
             command,
+            private: true,
         })
         .await
 }

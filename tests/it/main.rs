@@ -24,6 +24,7 @@ mod runner;
 mod runners;
 mod schedules;
 mod slack;
+mod step_up;
 mod store;
 mod web;
 mod web_api;

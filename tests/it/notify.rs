@@ -368,6 +368,7 @@ async fn say_in_thread(app: &Running, line: &str, thread: &str) -> execgov::type
             actor: person("alice"),
             place,
             command,
+            private: true,
         })
         .await;
     reply.run.expect("a run").id

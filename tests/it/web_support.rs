@@ -108,6 +108,7 @@ impl WebApp {
                 actor: person(name),
                 place: oncall(),
                 command,
+                private: true,
             })
             .await;
         assert_eq!(

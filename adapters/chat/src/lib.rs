@@ -123,8 +123,13 @@ pub enum InboundContent {
         #[serde(default)]
         implicit_run: bool,
     },
-    /// Approve a run (button, ✅ reaction).
-    Approve { run_id: String },
+    /// Approve a run (button, ✅ reaction, the step-up dialog with its code).
+    Approve {
+        run_id: String,
+        /// A step-up code the person typed (Slack's approve dialog).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+    },
     /// Deny a run (button + reason modal, ❌ reaction).
     Deny {
         run_id: String,
@@ -141,6 +146,11 @@ pub struct Inbound {
     pub actor: PlatformUser,
     pub place: Place,
     pub content: InboundContent,
+    /// Only ExecGov saw what was sent (a direct room or DM with the bot, a
+    /// Slack slash command or dialog), not everyone in a shared room. A
+    /// step-up code is accepted only from such an event.
+    #[serde(default)]
+    pub direct: bool,
 }
 
 /// A reference to a message the adapter posted, so it can be edited or replied to.
@@ -219,6 +229,10 @@ pub struct ApprovalView {
     pub expires: String,
     /// True while decisions are still possible (buttons shown).
     pub open: bool,
+    /// Each approval needs a second-factor code (`risk = "critical"`):
+    /// adapters ask for it (Slack: a dialog; Matrix: a direct message).
+    #[serde(default)]
+    pub step_up: bool,
     /// The script's preview run (manifest `[approval] preview`): what it
     /// printed and returned with the preview's arguments, for approvers to
     /// see what the run will do.
@@ -458,6 +472,7 @@ mod tests {
                 run_id: "7".into(),
                 reason: Some("no".into()),
             },
+            direct: false,
         };
         let s = serde_json::to_string(&i).unwrap();
         assert_eq!(serde_json::from_str::<Inbound>(&s).unwrap(), i);

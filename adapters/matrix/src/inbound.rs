@@ -297,6 +297,8 @@ impl Matrix {
                 text: command,
                 implicit_run,
             },
+            // Marked direct and nobody else in it (a DM can be joined later).
+            direct: direct && room.active_members_count() <= 2,
         };
         tracing::info!(event_id = %m.event_id, room = %room.room_id(), sender = %m.sender, "command");
         let reply = self.handler.handle(inbound).await;
@@ -326,7 +328,10 @@ impl Matrix {
             return;
         }
         let content = match decision {
-            Decision::Approve => InboundContent::Approve { run_id },
+            Decision::Approve => InboundContent::Approve {
+                run_id,
+                code: None,
+            },
             Decision::Deny => InboundContent::Deny {
                 run_id,
                 reason: None,
@@ -344,6 +349,7 @@ impl Matrix {
                 thread: Some(target.to_string()),
             },
             content,
+            direct: false,
         };
         tracing::info!(%event_id, %target, %sender, ?decision, "approval reaction");
         let reply = self.handler.handle(inbound).await;

@@ -221,7 +221,16 @@ fn approval_request(a: &ApprovalView) -> Rendered {
         body.push(text);
         html.push(preview_html);
     }
-    if a.open {
+    if a.open && a.step_up {
+        let id = &run.run_id;
+        body.push(format!(
+            "Critical: each approval needs your authenticator code. Approve by sending `!approve {id} CODE` to me in a direct message (never here); deny with ❌ or `!deny {id} reason`"
+        ));
+        html.push(format!(
+            "<b>Critical:</b> each approval needs your authenticator code. Approve by sending <code>!approve {id} CODE</code> to me in a direct message (never here); deny with ❌ or <code>!deny {id} reason</code>",
+            id = escape(id)
+        ));
+    } else if a.open {
         let id = &run.run_id;
         body.push(format!(
             "React ✅ to approve or ❌ to deny, or reply `!approve {id}` / `!deny {id} reason`"
@@ -440,6 +449,7 @@ mod tests {
             needed: "1 more approval(s) from bob, dave".into(),
             expires: "2026-11-24 11:00:00 UTC".into(),
             open: true,
+            step_up: false,
             preview: None,
         };
         let r = render(&Message::ApprovalRequest {

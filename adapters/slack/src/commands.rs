@@ -61,6 +61,8 @@ pub(crate) async fn on_command(slack: &Arc<Slack>, cmd: SlashCommand) -> Value {
             text: cmd.text.trim().to_string(),
             implicit_run: true,
         },
+        // A slash command's text is seen by the app alone, not the channel.
+        direct: true,
     };
     let handler = slack.handler.clone();
     // Spawned so that a timeout below never cancels the core half-way.

@@ -141,6 +141,7 @@ impl Slack {
                 text: said.text,
                 implicit_run: false,
             },
+            direct: said.direct,
         };
         let reply = self.handler.handle(inbound).await;
         if reply.text.trim().is_empty() {

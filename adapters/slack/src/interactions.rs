@@ -1,10 +1,14 @@
 //! Button clicks and modal submissions: Approve goes straight to the core;
-//! Deny opens a modal for a reason, and its submission goes to the core. The
+//! on a critical run it opens a modal for the approver's 2FA code, and Deny
+//! one for a reason; their submissions go to the core. The
 //! actor is always the payload's `user.id`, which Slack signed, never a value
 //! from the buttons. Slack gets its 200 at once; the work runs after.
 
 use crate::Slack;
-use crate::blocks::{APPROVE_ACTION, DENY_ACTION, DENY_CALLBACK_ID, DenyMetadata, deny_modal};
+use crate::blocks::{
+    APPROVE_ACTION, APPROVE_CALLBACK_ID, APPROVE_CODE_ACTION, CODE_INPUT, DENY_ACTION,
+    DENY_CALLBACK_ID, DenyMetadata, REASON_INPUT, approve_modal, deny_modal,
+};
 use execgov_chat::{Inbound, InboundContent, Place, Platform, PlatformUser, ReplyKind};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -81,6 +85,12 @@ enum Intent {
     Approve {
         run_id: String,
         channel_id: String,
+        /// From the step-up dialog.
+        code: Option<String>,
+    },
+    OpenApprove {
+        trigger_id: String,
+        meta: DenyMetadata,
     },
     OpenDeny {
         trigger_id: String,
@@ -134,6 +144,18 @@ fn intents(p: &Interaction) -> Result<Vec<Intent>, BadInteraction> {
                     APPROVE_ACTION => out.push(Intent::Approve {
                         run_id,
                         channel_id: channel_id()?,
+                        code: None,
+                    }),
+                    APPROVE_CODE_ACTION => out.push(Intent::OpenApprove {
+                        trigger_id: p
+                            .trigger_id
+                            .clone()
+                            .ok_or(BadInteraction("no trigger_id"))?,
+                        meta: DenyMetadata {
+                            run_id,
+                            channel_id: channel_id()?,
+                            message_ts: message_ts.clone(),
+                        },
                     }),
                     DENY_ACTION => out.push(Intent::OpenDeny {
                         trigger_id: p
@@ -152,33 +174,41 @@ fn intents(p: &Interaction) -> Result<Vec<Intent>, BadInteraction> {
             Ok(out)
         }
         "view_submission" => {
-            let Some(view) = p
-                .view
-                .as_ref()
-                .filter(|v| v.callback_id.as_deref() == Some(DENY_CALLBACK_ID))
-            else {
+            let Some(view) = p.view.as_ref() else {
                 return Ok(Vec::new());
             };
+            let callback = view.callback_id.as_deref();
+            if callback != Some(DENY_CALLBACK_ID) && callback != Some(APPROVE_CALLBACK_ID) {
+                return Ok(Vec::new());
+            }
             let meta: DenyMetadata = view
                 .private_metadata
                 .as_deref()
                 .and_then(|m| serde_json::from_str(m).ok())
-                .ok_or(BadInteraction("deny modal without its metadata"))?;
+                .ok_or(BadInteraction("modal without its metadata"))?;
+            if callback == Some(APPROVE_CALLBACK_ID) {
+                return Ok(vec![Intent::Approve {
+                    run_id: meta.run_id,
+                    channel_id: meta.channel_id,
+                    // An empty code reaches the core, which says what is missing.
+                    code: Some(input(view, CODE_INPUT).unwrap_or_default()),
+                }]);
+            }
             Ok(vec![Intent::Deny {
                 meta,
-                reason: reason(view),
+                reason: input(view, REASON_INPUT),
             }])
         }
         _ => Ok(Vec::new()),
     }
 }
 
-/// The modal's reason input, trimmed; `None` when left empty.
-fn reason(view: &View) -> Option<String> {
+/// A modal's input (`block_id` = `action_id` = `id`), trimmed; `None` when left empty.
+fn input(view: &View, id: &str) -> Option<String> {
     let values = &view.state.as_ref()?.values;
     values
-        .get(crate::blocks::REASON_INPUT)
-        .and_then(|block| block.get(crate::blocks::REASON_INPUT))
+        .get(id)
+        .and_then(|block| block.get(id))
         .or_else(|| values.values().flat_map(|b| b.values()).next())
         .and_then(|input| input.value.as_deref())
         .map(str::trim)
@@ -200,9 +230,22 @@ impl Slack {
                 }
                 return;
             }
-            Intent::Approve { run_id, channel_id } => {
-                (channel_id, InboundContent::Approve { run_id })
+            Intent::OpenApprove { trigger_id, meta } => {
+                if let Err(e) = self.api.open_view(&trigger_id, &approve_modal(&meta)).await {
+                    tracing::warn!(run_id = %meta.run_id, error = %e, "opening the approve modal failed");
+                    let text = format!(
+                        "Could not open the approve dialog; type `/run approve {} CODE` instead.",
+                        meta.run_id
+                    );
+                    self.tell(&meta.channel_id, &user, None, &text).await;
+                }
+                return;
             }
+            Intent::Approve {
+                run_id,
+                channel_id,
+                code,
+            } => (channel_id, InboundContent::Approve { run_id, code }),
             Intent::Deny { meta, reason } => (
                 meta.channel_id,
                 InboundContent::Deny {
@@ -219,6 +262,8 @@ impl Slack {
             },
             place: Place::new(Platform::Slack, channel_id.clone()),
             content,
+            // A click or a dialog: only Slack and ExecGov see what it carries.
+            direct: true,
         };
         let reply = self.handler.handle(inbound).await;
         if reply.kind == ReplyKind::Error {
@@ -255,7 +300,8 @@ mod tests {
             intents(&click(APPROVE_ACTION)).unwrap(),
             vec![Intent::Approve {
                 run_id: "31".into(),
-                channel_id: "C0456APPROVE".into()
+                channel_id: "C0456APPROVE".into(),
+                code: None
             }]
         );
     }

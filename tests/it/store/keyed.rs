@@ -165,6 +165,7 @@ async fn a_forged_approval_does_not_start_the_run_and_verify_names_it(backend: &
         approve: true,
         reason: None,
         digest: "digest-1".into(),
+        step_up: None,
         now: T + 21,
     };
     store

@@ -130,6 +130,7 @@ fn decision(approver: &str, approve: bool, now: i64) -> DecisionInput {
         approve,
         reason: (!approve).then(|| "not today".to_string()),
         digest: "digest-1".into(),
+        step_up: None,
         now,
     }
 }

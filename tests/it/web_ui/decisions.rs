@@ -142,6 +142,7 @@ async fn the_panel_and_the_confirmation_page_repeat_what_is_being_approved() {
                 script: "risky".into(),
                 args: vec![("marker".into(), value.into())],
             },
+            private: true,
         })
         .await
         .run

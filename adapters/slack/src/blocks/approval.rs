@@ -2,7 +2,7 @@
 //! run is denied.
 
 use super::{
-    APPROVE_ACTION, DENY_ACTION, audit_context, clip, escape, fields, mrkdwn, place_name, plain,
+    APPROVE_ACTION, APPROVE_CODE_ACTION, DENY_ACTION, audit_context, clip, escape, fields, mrkdwn, place_name, plain,
     requester, run_title, section, state_emoji, state_label,
 };
 use execgov_chat::{ApprovalView, RunView};
@@ -13,6 +13,10 @@ use serde_json::{Value, json};
 pub(crate) const DENY_CALLBACK_ID: &str = "execgov_deny";
 /// `block_id` and `action_id` of the modal's reason input.
 pub(crate) const REASON_INPUT: &str = "reason";
+/// `callback_id` of the step-up approve modal.
+pub(crate) const APPROVE_CALLBACK_ID: &str = "execgov_approve_code";
+/// `block_id` and `action_id` of its code input.
+pub(crate) const CODE_INPUT: &str = "code";
 
 /// What the deny modal carries from the click to the submission (its
 /// `private_metadata`, which Slack returns untouched).
@@ -50,7 +54,14 @@ pub(crate) fn approval_blocks(approval: &ApprovalView) -> Vec<Value> {
             ("Asked in".into(), place_name(&run.asked_in)),
             ("Script".into(), format!("`{}`", escape(&run.script))),
             ("Arguments".into(), args),
-            ("Needs".into(), escape(&approval.needed)),
+            (
+                "Needs".into(),
+                if approval.step_up {
+                    format!("{} · each with a 2FA code", escape(&approval.needed))
+                } else {
+                    escape(&approval.needed)
+                },
+            ),
             ("Expires".into(), escape(&approval.expires)),
         ]),
     ];
@@ -63,7 +74,7 @@ pub(crate) fn approval_blocks(approval: &ApprovalView) -> Vec<Value> {
         blocks.push(json!({ "type": "divider" }));
     }
     if approval.open {
-        blocks.push(buttons(run));
+        blocks.push(buttons(run, approval.step_up));
     }
     if !approval.open || !run.decisions.is_empty() {
         blocks.push(section(&decisions(run)));
@@ -84,19 +95,31 @@ fn decisions(run: &RunView) -> String {
     format!("*Decisions*\n{}", lines.join("\n"))
 }
 
-fn buttons(run: &RunView) -> Value {
+fn buttons(run: &RunView, step_up: bool) -> Value {
     let what = format!("run {} `{} {}`", run.run_id, run.script, run.args);
+    let approve = if step_up {
+        // The dialog that asks for the code is the confirmation.
+        json!({
+            "type": "button",
+            "text": plain("Approve with code", 75),
+            "style": "primary",
+            "action_id": APPROVE_CODE_ACTION,
+            "value": clip(&run.run_id, 2000),
+        })
+    } else {
+        button(ButtonSpec {
+            label: "Approve",
+            style: "primary",
+            action_id: APPROVE_ACTION,
+            run_id: &run.run_id,
+            question: &format!("Approve {}? It runs as soon as approval is complete.", escape(what.trim())),
+        })
+    };
     json!({
         "type": "actions",
         "block_id": format!("execgov_decide_{}", clip(&run.run_id, 200)),
         "elements": [
-            button(ButtonSpec {
-                label: "Approve",
-                style: "primary",
-                action_id: APPROVE_ACTION,
-                run_id: &run.run_id,
-                question: &format!("Approve {}? It runs as soon as approval is complete.", escape(what.trim())),
-            }),
+            approve,
             button(ButtonSpec {
                 label: "Deny",
                 style: "danger",
@@ -156,6 +179,39 @@ pub(crate) fn deny_modal(meta: &DenyMetadata) -> Value {
                     "multiline": true,
                     "max_length": 1000,
                     "placeholder": plain("Why not? The requester sees this.", 150),
+                },
+            },
+        ]
+    })
+}
+
+/// The modal an "Approve with code" click opens (a critical run): the
+/// approver's 6-digit authenticator code, submitted as `view_submission`. What
+/// is typed here is seen by Slack and ExecGov only.
+pub(crate) fn approve_modal(meta: &DenyMetadata) -> Value {
+    let title = clip(&format!("Approve run {}", meta.run_id), 24);
+    json!({
+        "type": "modal",
+        "callback_id": APPROVE_CALLBACK_ID,
+        "private_metadata": serde_json::to_string(meta).unwrap_or_default(),
+        "title": plain(&title, 24),
+        "submit": plain("Approve", 24),
+        "close": plain("Cancel", 24),
+        "blocks": [
+            { "type": "section", "text": mrkdwn(&format!(
+                "Run *{}* is critical: approving it needs the 6-digit code your authenticator app shows for ExecGov. It runs as soon as approval is complete.",
+                escape(&meta.run_id)
+            )) },
+            {
+                "type": "input",
+                "block_id": CODE_INPUT,
+                "label": plain("Authenticator code", 2000),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": CODE_INPUT,
+                    "min_length": 6,
+                    "max_length": 7,
+                    "placeholder": plain("123456", 150),
                 },
             },
         ]

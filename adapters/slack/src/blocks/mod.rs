@@ -11,12 +11,17 @@ mod run;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use approval::{DENY_CALLBACK_ID, DenyMetadata, REASON_INPUT, deny_modal};
+pub(crate) use approval::{
+    APPROVE_CALLBACK_ID, CODE_INPUT, DENY_CALLBACK_ID, DenyMetadata, REASON_INPUT, approve_modal,
+    deny_modal,
+};
 use execgov_chat::{Message, Platform, RunView};
 use serde_json::{Value, json};
 
 /// Action ids of the approval buttons, matched by the interactions endpoint.
 pub(crate) const APPROVE_ACTION: &str = "execgov_approve";
+/// Approve on a critical run: opens the dialog that asks for the code.
+pub(crate) const APPROVE_CODE_ACTION: &str = "execgov_approve_code";
 pub(crate) const DENY_ACTION: &str = "execgov_deny";
 
 /// Most characters in one text object.

@@ -125,7 +125,8 @@ async fn approve_click_acts_as_the_clicking_user_and_explains_refusals_privately
     assert_eq!(
         got[0].content,
         InboundContent::Approve {
-            run_id: "31".into()
+            run_id: "31".into(),
+            code: None
         }
     );
     let note = app.fake.wait_for("chat.postEphemeral", 1).await;

@@ -130,7 +130,8 @@ async fn envelopes_are_handled_acked_and_reconnected() {
     assert_eq!(got_all.len(), 3, "command, mention once, click: {got:?}");
     assert!(got_all.iter().any(|i| i.content
         == InboundContent::Approve {
-            run_id: "31".into()
+            run_id: "31".into(),
+            code: None
         }
         && i.actor.id == "U0BOB"));
 
