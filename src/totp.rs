@@ -54,7 +54,12 @@ pub fn code_at(secret: &[u8], step: i64) -> String {
     mac.update(&(step as u64).to_be_bytes());
     let h = mac.finalize().into_bytes();
     let offset = (h[h.len() - 1] & 0x0f) as usize;
-    let bin = u32::from_be_bytes([h[offset] & 0x7f, h[offset + 1], h[offset + 2], h[offset + 3]]);
+    let bin = u32::from_be_bytes([
+        h[offset] & 0x7f,
+        h[offset + 1],
+        h[offset + 2],
+        h[offset + 3],
+    ]);
     format!("{:06}", bin % 1_000_000)
 }
 
@@ -142,7 +147,9 @@ pub fn from_base32(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let (mut buf, mut bits) = (0u32, 0);
     for c in s.chars().filter(|c| !c.is_whitespace() && *c != '=') {
-        let v = BASE32.iter().position(|&x| x == c.to_ascii_uppercase() as u8)? as u32;
+        let v = BASE32
+            .iter()
+            .position(|&x| x == c.to_ascii_uppercase() as u8)? as u32;
         buf = (buf << 5) | v;
         bits += 5;
         if bits >= 8 {
@@ -172,7 +179,10 @@ pub fn seal(key: &[u8; 32], person: &str, secret: &[u8]) -> String {
         .expect("sealing a short secret cannot fail");
     let mut bytes = nonce.to_vec();
     bytes.extend(sealed);
-    format!("v1.{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+    format!(
+        "v1.{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
 }
 
 /// Opens what [`seal`] wrote; `None` when it was made under another key or for
@@ -227,7 +237,10 @@ mod tests {
         };
         assert_eq!(check(secret, &code, now, step), Check::Reused, "once only");
         let prev = Code::parse(&code_at(secret, step_at(now) - 1)).unwrap();
-        assert!(matches!(check(secret, &prev, now, 0), Check::Accepted(_)), "one step back");
+        assert!(
+            matches!(check(secret, &prev, now, 0), Check::Accepted(_)),
+            "one step back"
+        );
         let old = Code::parse(&code_at(secret, step_at(now) - 2)).unwrap();
         assert_eq!(check(secret, &old, now, 0), Check::Wrong, "two steps back");
     }

@@ -45,10 +45,14 @@ pub(super) async fn run(config: Config, cmd: TwoFactorCmd) -> anyhow::Result<Exi
             let actor = cli_actor(&engine, &who).await?;
             match engine.enrol_factor(&actor).await? {
                 Ok(e) => {
-                    println!("Add this to your authenticator app (scan it as a QR code, or type the secret):");
+                    println!(
+                        "Add this to your authenticator app (scan it as a QR code, or type the secret):"
+                    );
                     println!("secret: {}", e.secret);
                     println!("{}", e.uri);
-                    eprintln!("then confirm with the first code it shows: execgov 2fa confirm CODE");
+                    eprintln!(
+                        "then confirm with the first code it shows: execgov 2fa confirm CODE"
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(why) => refused(why),
@@ -69,7 +73,9 @@ pub(super) async fn run(config: Config, cmd: TwoFactorCmd) -> anyhow::Result<Exi
             let person = PersonId(whom);
             match engine.reset_factor(&actor, &person).await? {
                 Ok(true) => {
-                    println!("{person}'s second factor is removed; they enrol again before approving critical runs");
+                    println!(
+                        "{person}'s second factor is removed; they enrol again before approving critical runs"
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 Ok(false) => {

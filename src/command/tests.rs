@@ -83,7 +83,10 @@ fn every_verb() {
     );
     assert_eq!(
         Command::parse("APPROVE 3").unwrap(),
-        Command::Approve { run: RunId(3), code: None }
+        Command::Approve {
+            run: RunId(3),
+            code: None
+        }
     );
     assert_eq!(
         Command::parse("approve 3 123456").unwrap(),
@@ -98,7 +101,10 @@ fn every_verb() {
         "approve 3 ******",
         "a code is never shown again"
     );
-    assert!(Command::parse("approve 3 123 456").is_err(), "one code word");
+    assert!(
+        Command::parse("approve 3 123 456").is_err(),
+        "one code word"
+    );
     assert_eq!(
         Command::parse("deny 3 not during the freeze").unwrap(),
         Command::Deny {

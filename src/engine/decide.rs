@@ -117,14 +117,25 @@ impl Engine {
             DecisionOutcome::Recorded { run, approvals } => (
                 format!(
                     "{approver} approved run {id}{}: {approvals} of {} approvals so far",
-                    if step_up.is_some() { " with a second factor" } else { "" },
+                    if step_up.is_some() {
+                        " with a second factor"
+                    } else {
+                        ""
+                    },
                     run.quorum
                 ),
                 run,
             ),
             DecisionOutcome::Approved(run) => {
-                let how = if step_up.is_some() { " with a second factor" } else { "" };
-                (format!("{approver} approved run {id}{how}; it is queued"), run)
+                let how = if step_up.is_some() {
+                    " with a second factor"
+                } else {
+                    ""
+                };
+                (
+                    format!("{approver} approved run {id}{how}; it is queued"),
+                    run,
+                )
             }
             DecisionOutcome::Rejected(run) => (
                 match &reason {

@@ -45,6 +45,8 @@ pub struct ApprovalExplained {
     pub expires_ms: i64,
     /// The channel name approval requests go to.
     pub channel: Option<String>,
+    /// Each approval needs the approver's second-factor code (`risk = "critical"`).
+    pub step_up: bool,
 }
 
 /// Where the run would go.
@@ -82,6 +84,7 @@ impl Engine {
             eligible: need.eligible.iter().map(|p| p.to_string()).collect(),
             expires_ms: need.expires_ms,
             channel: need.channel.clone(),
+            step_up: m.risk.needs_step_up(),
         });
         let live = if m.runs_on.is_empty() {
             Vec::new()
@@ -132,6 +135,11 @@ impl Explanation {
                     },
                     humantime::format_duration(Duration::from_millis(need.expires_ms as u64)),
                 ));
+                if need.step_up {
+                    out.push_str(
+                        "- it is critical: each approver types a 2FA code when approving\n",
+                    );
+                }
                 if let Some(ch) = &need.channel {
                     out.push_str(&format!("- the request goes to the `{ch}` channel\n"));
                 }

@@ -134,7 +134,11 @@ impl Engine {
         };
         let factor = match self.store.second_factor(person.as_str()).await? {
             Some(f) if f.confirmed_at.is_none() => f,
-            Some(_) => return Ok(Err(format!("{person}'s second factor is already confirmed"))),
+            Some(_) => {
+                return Ok(Err(format!(
+                    "{person}'s second factor is already confirmed"
+                )));
+            }
             None => {
                 return Ok(Err(
                     "no enrolment to confirm; start one with `execgov 2fa enrol` or at /account/2fa"
@@ -215,7 +219,8 @@ impl Engine {
                      enrol at {}/account/2fa or with `execgov 2fa enrol`, then approve with a code",
                     self.config.web.public_url.trim_end_matches('/')
                 );
-                self.refuse_code(actor, approver, run, &why, false, None).await?;
+                self.refuse_code(actor, approver, run, &why, false, None)
+                    .await?;
                 return Ok(Err(why));
             }
         };
@@ -224,7 +229,8 @@ impl Engine {
                 "run {run} is critical: approve it with the 6-digit code of your authenticator app: {}",
                 code_hint(actor, run)
             );
-            self.refuse_code(actor, approver, run, &why, false, None).await?;
+            self.refuse_code(actor, approver, run, &why, false, None)
+                .await?;
             return Ok(Err(why));
         };
         self.check_code(actor, &factor, Some(run), &proof.code, proof.seen_by_others)
@@ -243,7 +249,9 @@ impl Engine {
         let person = PersonId(factor.person.clone());
         let now = self.now();
         let refuse = |why: String, wrong: bool, burn: Option<i64>| async move {
-            let locked = self.refuse_code_at(actor, &person, run, &why, wrong, burn).await?;
+            let locked = self
+                .refuse_code_at(actor, &person, run, &why, wrong, burn)
+                .await?;
             anyhow::Ok(Err(match locked {
                 Some(until) => format!(
                     "{why}; that was {MAX_FAILURES} wrong codes in a row, so approvals by {person} are locked until {}",
@@ -273,12 +281,18 @@ impl Engine {
             return refuse(why, false, None).await;
         };
         let left = MAX_FAILURES - factor.failures - 1;
-        match totp::check(&secret, &code, now, factor.last_step) {
-            Check::Accepted(step) if seen_by_others => {
-                let why = "a code sent in a shared room may have been read by others: it is not accepted, \
-                           treat it as used, and send the next code to me in a direct message";
-                refuse(why.into(), false, Some(step)).await
-            }
+        let checked = totp::check(&secret, &code, now, factor.last_step);
+        if seen_by_others {
+            // Refused whatever it is; a right one is burned, a wrong one counts.
+            let why = "a code sent in a shared room may have been read by others: it is not accepted; \
+                       treat it as used, and send the next code to me in a direct message";
+            return match checked {
+                Check::Accepted(step) => refuse(why.into(), false, Some(step)).await,
+                Check::Reused => refuse(why.into(), false, None).await,
+                Check::Wrong => refuse(why.into(), true, None).await,
+            };
+        }
+        match checked {
             Check::Accepted(step) => Ok(Ok(step)),
             Check::Reused => {
                 let why = format!(
@@ -338,7 +352,9 @@ fn code_hint(actor: &Actor, run: RunId) -> String {
         _ => None,
     };
     match platform {
-        Some(Platform::Slack) => format!("click Approve and type it in the dialog, or `/run approve {run} CODE`"),
+        Some(Platform::Slack) => {
+            format!("click Approve and type it in the dialog, or `/run approve {run} CODE`")
+        }
         Some(Platform::Matrix) => format!("send `!approve {run} CODE` to me in a direct message"),
         Some(Platform::Web) => "type it in the code field beside Approve".into(),
         _ => format!("`execgov approve {run} --code CODE`"),

@@ -91,7 +91,10 @@ pub enum FactorWrite {
     },
 }
 
-pub(super) async fn apply(tx: &mut Tx<'_>, w: FactorWrite) -> Result<super::ops::Answer, StoreError> {
+pub(super) async fn apply(
+    tx: &mut Tx<'_>,
+    w: FactorWrite,
+) -> Result<super::ops::Answer, StoreError> {
     Ok(match w {
         FactorWrite::Start {
             person,
@@ -109,7 +112,13 @@ pub(super) async fn apply(tx: &mut Tx<'_>, w: FactorWrite) -> Result<super::ops:
                 )
                 .await?;
             if n > 0 {
-                tx.audit(now, &actor, "2fa.enrolment_started", None, json!({ "person": person }));
+                tx.audit(
+                    now,
+                    &actor,
+                    "2fa.enrolment_started",
+                    None,
+                    json!({ "person": person }),
+                );
             }
             (n > 0).into()
         }
@@ -127,7 +136,13 @@ pub(super) async fn apply(tx: &mut Tx<'_>, w: FactorWrite) -> Result<super::ops:
                 )
                 .await?;
             if n > 0 {
-                tx.audit(now, &actor, "2fa.enrolled", None, json!({ "person": person }));
+                tx.audit(
+                    now,
+                    &actor,
+                    "2fa.enrolled",
+                    None,
+                    json!({ "person": person }),
+                );
             }
             (n > 0).into()
         }
@@ -159,7 +174,9 @@ pub(super) async fn apply(tx: &mut Tx<'_>, w: FactorWrite) -> Result<super::ops:
                 )
                 .await?;
             let locked = match row {
-                Some(r) => r.first::<Option<i64>>()?.filter(|until| *until == now + LOCK_MS),
+                Some(r) => r
+                    .first::<Option<i64>>()?
+                    .filter(|until| *until == now + LOCK_MS),
                 None => None,
             };
             let details = json!({

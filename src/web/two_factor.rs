@@ -162,7 +162,9 @@ pub(super) async fn confirm(
         .confirm_factor(&viewer.actor(), &code)
         .await?
     {
-        Ok(()) => "Two-factor authentication is on: critical approvals now ask for a code.".to_string(),
+        Ok(()) => {
+            "Two-factor authentication is on: critical approvals now ask for a code.".to_string()
+        }
         Err(why) => format!("Not confirmed: {why}"),
     };
     Ok(redirect_with_notice(

@@ -119,7 +119,7 @@ const BROKEN: &[(&str, &str, usize, &str)] = &[
         "risk neither low nor high",
         "name = \"x\"\ncommand = [\"echo\"]\nrisk = \"extreme\"\n",
         3,
-        "must be \"low\" or \"high\"",
+        "must be \"low\", \"high\" or \"critical\"",
     ),
     (
         "high risk without approval",

@@ -40,7 +40,12 @@ pub fn write_critical(dir: &std::path::Path) {
 
 /// A request by alice, waiting for approval.
 async fn request(e: &Engine, n: u32) -> RunId {
-    let r = say(e, &person("alice"), &format!("run vault-rotate marker=m{n}")).await;
+    let r = say(
+        e,
+        &person("alice"),
+        &format!("run vault-rotate marker=m{n}"),
+    )
+    .await;
     let run = r.run.unwrap_or_else(|| panic!("a run: {}", r.text));
     assert_eq!(run.state, RunState::AwaitingApproval, "{}", r.text);
     run.id
@@ -74,6 +79,14 @@ both_backends!(
         let e = execgov::app::build_engine(Arc::new(env.config()), clock.clone())
             .await
             .unwrap();
+        let explained = say(&e, &person("alice"), "explain vault-rotate marker=m").await;
+        assert!(
+            explained
+                .text
+                .contains("critical: each approver types a 2FA code"),
+            "{}",
+            explained.text
+        );
         let id = request(&e, 1).await;
 
         // bob has no second factor: told how to enrol; nothing decided.
@@ -87,15 +100,28 @@ both_backends!(
 
         // Enrol; a wrong first code does not confirm, the right one does.
         let enrolment = e.enrol_factor(&person("bob")).await.unwrap().unwrap();
-        assert!(enrolment.uri.starts_with("otpauth://totp/ExecGov:bob?secret="));
+        assert!(
+            enrolment
+                .uri
+                .starts_with("otpauth://totp/ExecGov:bob?secret=")
+        );
         let secret = from_base32(&enrolment.secret).unwrap();
         let stored = e.store().second_factor("bob").await.unwrap().unwrap();
         assert!(
             !stored.sealed.contains(&enrolment.secret),
             "the database holds the secret sealed"
         );
-        let wrong = if code(&secret, &clock, 0) == "000000" { "111111" } else { "000000" };
-        assert!(e.confirm_factor(&person("bob"), wrong).await.unwrap().is_err());
+        let wrong = if code(&secret, &clock, 0) == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        assert!(
+            e.confirm_factor(&person("bob"), wrong)
+                .await
+                .unwrap()
+                .is_err()
+        );
         e.confirm_factor(&person("bob"), &code(&secret, &clock, 0))
             .await
             .unwrap()
@@ -165,22 +191,41 @@ both_backends!(
         );
 
         // Wrong codes (the reused one counted) lock bob's approvals at five in a row, for 15 minutes.
-        let wrong = if code(&secret, &clock, 0) == "000000" { "111111" } else { "000000" };
+        let wrong = if code(&secret, &clock, 0) == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
         let mut last = String::new();
         for _ in 0..4 {
-            last = say(&e, &person("bob"), &format!("approve {id2} {wrong}")).await.text;
+            last = say(&e, &person("bob"), &format!("approve {id2} {wrong}"))
+                .await
+                .text;
         }
-        assert!(last.contains("locked until"), "the fifth wrong code locks: {last}");
+        assert!(
+            last.contains("locked until"),
+            "the fifth wrong code locks: {last}"
+        );
         assert_eq!(count(&e, "2fa.locked").await, 1);
         clock.advance(30_000);
-        let locked = say(&e, &person("bob"), &format!("approve {id2} {}", code(&secret, &clock, 0))).await;
+        let locked = say(
+            &e,
+            &person("bob"),
+            &format!("approve {id2} {}", code(&secret, &clock, 0)),
+        )
+        .await;
         assert!(
             locked.is_error() && locked.text.contains("locked until"),
             "a right code while locked: {}",
             locked.text
         );
         clock.advance(15 * 60_000);
-        let ok = say(&e, &person("bob"), &format!("approve {id2} {}", code(&secret, &clock, 0))).await;
+        let ok = say(
+            &e,
+            &person("bob"),
+            &format!("approve {id2} {}", code(&secret, &clock, 0)),
+        )
+        .await;
         assert_eq!(ok.kind, ReplyKind::Decided, "after the lock: {}", ok.text);
 
         // Denying needs no code.
@@ -190,9 +235,17 @@ both_backends!(
 
         // Only an admin resets; both are audited.
         let bob = PersonId("bob".into());
-        assert!(e.reset_factor(&person("carol"), &bob).await.unwrap().is_err());
+        assert!(
+            e.reset_factor(&person("carol"), &bob)
+                .await
+                .unwrap()
+                .is_err()
+        );
         assert_eq!(count(&e, "2fa.reset_refused").await, 1);
-        assert_eq!(e.reset_factor(&person("dave"), &bob).await.unwrap(), Ok(true));
+        assert_eq!(
+            e.reset_factor(&person("dave"), &bob).await.unwrap(),
+            Ok(true)
+        );
         assert_eq!(count(&e, "2fa.reset").await, 1);
         assert!(e.store().second_factor("bob").await.unwrap().is_none());
 
@@ -219,7 +272,11 @@ fn check_knows_critical() {
     )
     .unwrap();
     let ok = execgov(&config, &["check"]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     std::fs::write(
         dir.join("manifests/vault-rotate.toml"),
         CRITICAL.replace("risk = \"critical\"", "risk = \"extreme\""),
@@ -239,13 +296,17 @@ fn check_knows_critical() {
 }
 
 /// The real binary: `2fa enrol --as bob` prints the URI, `2fa confirm` takes
-/// the first code, `approve --code` approves, `2fa reset` is for admins.
+/// the first code, `approve --code` approves (and `evidence` says so), `2fa
+/// reset` is for admins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_enrols_confirms_and_approves_with_a_code() {
     let env = TestEnv::new(Backend::Sqlite).await;
     write_critical(env.path());
     let config = env.config_path();
-    let requested = execgov(&config, &["run", "vault-rotate", "marker=m", "--as", "alice"]);
+    let requested = execgov(
+        &config,
+        &["run", "vault-rotate", "marker=m", "--as", "alice"],
+    );
     let text = String::from_utf8_lossy(&requested.stdout).to_string();
     assert!(requested.status.success(), "{text}");
     let id = "1"; // the first run of a fresh database
@@ -261,7 +322,10 @@ async fn the_cli_enrols_confirms_and_approves_with_a_code() {
     let secret = from_base32(secret).unwrap();
     let now = || step_at(SystemClock.now_ms());
 
-    let confirm = execgov(&config, &["2fa", "confirm", &code_at(&secret, now()), "--as", "bob"]);
+    let confirm = execgov(
+        &config,
+        &["2fa", "confirm", &code_at(&secret, now()), "--as", "bob"],
+    );
     assert!(
         confirm.status.success(),
         "{}",
@@ -274,7 +338,14 @@ async fn the_cli_enrols_confirms_and_approves_with_a_code() {
     // The next step's code (the one confirming was used).
     let ok = execgov(
         &config,
-        &["approve", id, "--code", &code_at(&secret, now() + 1), "--as", "bob"],
+        &[
+            "approve",
+            id,
+            "--code",
+            &code_at(&secret, now() + 1),
+            "--as",
+            "bob",
+        ],
     );
     assert!(
         String::from_utf8_lossy(&ok.stdout).contains("with a second factor"),
@@ -282,6 +353,18 @@ async fn the_cli_enrols_confirms_and_approves_with_a_code() {
         String::from_utf8_lossy(&ok.stdout),
         String::from_utf8_lossy(&ok.stderr)
     );
+    // The evidence bundle says the approval used step-up.
+    let file = env.path().join("run.evidence");
+    let o = execgov(&config, &["evidence", id, "--out", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bundle = std::fs::read_to_string(&file).unwrap();
+    let body: serde_json::Value = serde_json::from_str(bundle.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        body["approvals"][0]["step_up"], true,
+        "{}",
+        body["approvals"]
+    );
+
     let reset = execgov(&config, &["2fa", "reset", "bob", "--as", "carol"]);
     assert_eq!(
         reset.status.code(),

@@ -328,10 +328,7 @@ impl Matrix {
             return;
         }
         let content = match decision {
-            Decision::Approve => InboundContent::Approve {
-                run_id,
-                code: None,
-            },
+            Decision::Approve => InboundContent::Approve { run_id, code: None },
             Decision::Deny => InboundContent::Deny {
                 run_id,
                 reason: None,

@@ -9,7 +9,7 @@ use crate::helpers::*;
 use crate::web_support::*;
 
 /// Where `tests/run` installs the pinned axe-core.
-fn axe_js() -> String {
+pub(super) fn axe_js() -> String {
     let path = std::env::var("EXECGOV_AXE_JS").unwrap_or_else(|_| {
         format!(
             "{}/.cache/execgov-axe/axe-core-4.14.1/package/axe.min.js",
@@ -27,7 +27,7 @@ fn axe_js() -> String {
 impl Page<'_> {
     /// axe-core's WCAG 2.0/2.1 A and AA violations on the current page, one line
     /// per failing element.
-    async fn axe_violations(&self, axe: &str) -> Vec<String> {
+    pub(super) async fn axe_violations(&self, axe: &str) -> Vec<String> {
         self.cmd(
             "Runtime.evaluate",
             json!({ "expression": axe, "returnByValue": true }),

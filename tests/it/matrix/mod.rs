@@ -17,6 +17,7 @@ mod commands;
 mod identity;
 mod invites;
 mod resilience;
+mod step_up;
 
 use crate::helpers::{Backend, TestEnv};
 use execgov::chat::bridge::Bridge;

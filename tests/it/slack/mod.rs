@@ -6,7 +6,7 @@
 //! Layout: `spawn_slack_app()` here; the fake in `fake.rs` (recording, waiting),
 //! `answers.rs` (what each method answers) and `socket.rs` (Socket Mode);
 //! requests in `sign.rs` + `payloads.rs`; tests in `flows.rs`, `late.rs`, `refusals.rs`,
-//! `approvals.rs`, `reliability.rs`, `socket_mode.rs`.
+//! `approvals.rs`, `step_up.rs`, `reliability.rs`, `socket_mode.rs`.
 
 mod answers;
 pub mod fake;
@@ -20,6 +20,7 @@ mod late;
 mod refusals;
 mod reliability;
 mod socket_mode;
+mod step_up;
 
 use crate::helpers::{Backend, TestEnv};
 use execgov::app::Application;
@@ -72,6 +73,8 @@ const SLACK_LONG_SH: &str = "i=1\nwhile [ $i -le 20000 ]; do echo \"line $i\"; i
 pub struct Options {
     /// Set `slack.app_token`: Socket Mode instead of the HTTP endpoints.
     pub socket_mode: bool,
+    /// Register the critical script `vault-rotate` (step-up approval).
+    pub critical: bool,
 }
 
 /// The application serving `/slack/*`, with its fake Slack; stopped when dropped.
@@ -103,6 +106,9 @@ pub async fn spawn_slack_app_with(opts: Options) -> SlackApp {
     std::fs::write(manifests.join("scripts/slack_report.sh"), SLACK_REPORT_SH).unwrap();
     std::fs::write(manifests.join("slack-long.toml"), SLACK_LONG).unwrap();
     std::fs::write(manifests.join("scripts/slack_long.sh"), SLACK_LONG_SH).unwrap();
+    if opts.critical {
+        crate::step_up::write_critical(env.path());
+    }
     let secrets = env.path().join("secrets");
     std::fs::create_dir_all(&secrets).unwrap();
     let secret = |name: &str, value: &str| {

@@ -11,7 +11,11 @@ use crate::helpers::{http_get, wait_final};
 use execgov::types::RunState;
 
 async fn spawn_socket_app() -> SlackApp {
-    spawn_slack_app_with(Options { socket_mode: true }).await
+    spawn_slack_app_with(Options {
+        socket_mode: true,
+        ..Options::default()
+    })
+    .await
 }
 
 /// `/run {text}` by alice over the socket; returns the ack.

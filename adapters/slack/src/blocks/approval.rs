@@ -2,8 +2,8 @@
 //! run is denied.
 
 use super::{
-    APPROVE_ACTION, APPROVE_CODE_ACTION, DENY_ACTION, audit_context, clip, escape, fields, mrkdwn, place_name, plain,
-    requester, run_title, section, state_emoji, state_label,
+    APPROVE_ACTION, APPROVE_CODE_ACTION, DENY_ACTION, audit_context, clip, escape, fields, mrkdwn,
+    place_name, plain, requester, run_title, section, state_emoji, state_label,
 };
 use execgov_chat::{ApprovalView, RunView};
 use serde::{Deserialize, Serialize};
@@ -112,7 +112,10 @@ fn buttons(run: &RunView, step_up: bool) -> Value {
             style: "primary",
             action_id: APPROVE_ACTION,
             run_id: &run.run_id,
-            question: &format!("Approve {}? It runs as soon as approval is complete.", escape(what.trim())),
+            question: &format!(
+                "Approve {}? It runs as soon as approval is complete.",
+                escape(what.trim())
+            ),
         })
     };
     json!({
