@@ -95,6 +95,7 @@ async fn submit(engine: &Engine) -> RunId {
             place,
             command,
             private: true,
+            files: Vec::new(),
         })
         .await;
     reply
@@ -253,6 +254,7 @@ async fn breakdown(backend: &str, engine: &Arc<Engine>, dir: &std::path::Path, n
             log_path: dir.join(format!("bd-{i}.log")),
             log_cap: 1 << 20,
             limits: Default::default(),
+            inputs: Vec::new(),
         };
         let out = runner.execute(spec, CancellationToken::new(), tx).await;
         exec += t.elapsed();

@@ -51,6 +51,7 @@ async fn run_pass(engine: &Engine) -> RunId {
             place: Place::new(Platform::Cli, "local"),
             command: Command::parse("run py-pass").unwrap(),
             private: true,
+            files: Vec::new(),
         })
         .await;
     let id = reply

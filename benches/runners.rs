@@ -219,6 +219,7 @@ impl Bench {
                     place: Place::new(Platform::Cli, "local"),
                     command: command.clone(),
                     private: true,
+                    files: Vec::new(),
                 })
                 .await;
             ids.push(r.run.expect("queued").id);
@@ -287,6 +288,7 @@ async fn in_process_ms(dir: &Path, n: usize) -> f64 {
             log_path: dir.join(format!("inproc-logs/{i}.log")),
             log_cap: 1 << 20,
             limits: Default::default(),
+            inputs: Vec::new(),
         };
         let (tx, _rx) = tokio::sync::mpsc::channel(4);
         let out = runner

@@ -146,6 +146,7 @@ async fn one(o: &Opts, procs: usize) {
                 place: place.clone(),
                 command: command.clone(),
                 private: true,
+                files: Vec::new(),
             })
             .await;
         assert!(r.run.is_some(), "{}", r.text);

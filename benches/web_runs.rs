@@ -206,6 +206,7 @@ async fn sign_in(engine: &Engine, addr: SocketAddr, who: &str) -> String {
             place: Place::new(Platform::Slack, "C0BENCH"),
             command,
             private: true,
+            files: Vec::new(),
         })
         .await;
     let link = reply.text[reply.text.find("http://").unwrap()..]

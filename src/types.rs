@@ -326,22 +326,73 @@ pub enum ArgValue {
     Bool(bool),
     Int(i64),
     Str(String),
+    /// A file handed with the request (`type = "file"`): what approvers see and
+    /// approve. Its bytes are kept with the run and checked against `sha256`
+    /// where it runs.
+    File(FileArg),
+}
+
+/// A file argument: its name as sent, its size and its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileArg {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl FileArg {
+    /// What stands for the file in the argv a runner gets; the runner puts
+    /// the path of the saved file in its place.
+    pub fn token(&self) -> String {
+        format!("{{{{execgov-file:{}}}}}", self.sha256)
+    }
+}
+
+/// A file bound to a parameter, whose bytes are kept with the run.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FileInput {
+    pub param: String,
+    pub name: String,
+    pub sha256: String,
+    pub data: Vec<u8>,
+}
+
+impl fmt::Debug for FileInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileInput")
+            .field("param", &self.param)
+            .field("name", &self.name)
+            .field("sha256", &self.sha256)
+            .field("bytes", &self.data.len())
+            .finish()
+    }
 }
 
 impl ArgValue {
-    /// The value as one argv element.
+    /// The value as one argv element (a file: its [`FileArg::token`]).
     pub fn to_arg(&self) -> String {
         match self {
             ArgValue::Bool(b) => b.to_string(),
             ArgValue::Int(n) => n.to_string(),
             ArgValue::Str(s) => s.clone(),
+            ArgValue::File(f) => f.token(),
         }
     }
 }
 
+/// As people read it: the value, or a file's name, size and short SHA-256.
 impl fmt::Display for ArgValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_arg())
+        match self {
+            ArgValue::File(file) => write!(
+                f,
+                "{} ({}, sha256 {}…)",
+                file.name,
+                bytesize::ByteSize::b(file.size).display().iec(),
+                &file.sha256[..file.sha256.len().min(12)]
+            ),
+            other => f.write_str(&other.to_arg()),
+        }
     }
 }
 

@@ -50,6 +50,7 @@ async fn through(
         log_path: dir.join(format!("{tag}-logs/{n}.log")),
         log_cap: 1 << 20,
         limits,
+        inputs: Vec::new(),
     };
     let (tx, _rx) = mpsc::channel(8);
     let t = Instant::now();

@@ -195,6 +195,26 @@ fn prepare_run_dir(spec: &ExecSpec, user: Option<&RunUser>) -> Result<(), String
     let output = spawn::output_dir(spec);
     std::fs::create_dir(&output)
         .map_err(|e| format!("could not create `{}`: {e}", output.display()))?;
+    // The request's files: the runner's, readable by the script (0755/0644).
+    for (rel, data) in &spec.inputs {
+        let path = dir.join(rel);
+        let write = || -> std::io::Result<()> {
+            use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+            if let Some(parent) = path.parent() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(parent)?;
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .open(&path)?;
+            std::io::Write::write_all(&mut f, data)
+        };
+        write().map_err(|e| format!("could not save `{}`: {e}", path.display()))?;
+    }
     if let Some(user) = user {
         user.check_reachable(&dir)?;
         for folder in [&dir, &output] {

@@ -38,6 +38,10 @@ pub struct ExecSpec {
     pub log_cap: u64,
     /// What the run may use, enforced where the host allows (see [`crate::Host`]).
     pub limits: Limits,
+    /// Files to write into the run folder before the script starts (the
+    /// request's file parameters), by path relative to it. They stay the
+    /// runner's: the script may read them, not change them.
+    pub inputs: Vec<(PathBuf, Vec<u8>)>,
 }
 
 /// A run's resource limits, from its manifest. `None`: no limit.

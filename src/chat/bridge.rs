@@ -65,6 +65,7 @@ impl InboundHandler for Bridge {
                 place: inbound.place,
                 command,
                 private: inbound.direct,
+                files: inbound.files,
             })
             .await;
         InboundReply {

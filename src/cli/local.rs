@@ -135,6 +135,13 @@ pub(super) async fn handle(
 ) -> anyhow::Result<ExitCode> {
     let engine = app::build_engine(Arc::new(config), Arc::new(SystemClock)).await?;
     let actor = cli_actor(&engine, who).await?;
+    let (command, files) = match read_files(&engine, command) {
+        Ok(c) => c,
+        Err(why) => {
+            eprintln!("error: {why}");
+            return Ok(ExitCode::from(super::EXIT_USAGE));
+        }
+    };
     let hint = unmapped_hint(engine.config(), &actor);
     let is_run = matches!(command, Command::Run { .. } | Command::BreakGlass { .. });
     let is_list = matches!(command, Command::List);
@@ -146,6 +153,7 @@ pub(super) async fn handle(
             place: cli_place(),
             command,
             private: true,
+            files,
         })
         .await;
     if reply.is_error() {
@@ -181,6 +189,55 @@ pub(super) async fn handle(
         run_summary(&end, &approvals, false, Some(&engine.audit_link(&end)))
     );
     Ok(ExitCode::from(super::run_exit_code(&end)))
+}
+
+/// `key=@PATH` for a file parameter: the file's bytes go with the request,
+/// named by PATH's last part (which the argument then names).
+fn read_files(
+    engine: &Engine,
+    command: Command,
+) -> Result<(Command, Vec<execgov_chat::Attachment>), String> {
+    let (script, args) = match &command {
+        Command::Run { script, args } | Command::BreakGlass { script, args, .. } => (script, args),
+        _ => return Ok((command, Vec::new())),
+    };
+    let Some(m) = engine.manifest(script) else {
+        return Ok((command, Vec::new()));
+    };
+    let mut files = Vec::new();
+    let mut named = Vec::with_capacity(args.len());
+    for (k, v) in args {
+        let is_file = m
+            .params
+            .iter()
+            .any(|p| p.name == *k && matches!(p.kind, crate::manifest::ParamKind::File { .. }));
+        match v.strip_prefix('@').filter(|_| is_file) {
+            Some(path) => {
+                let data = std::fs::read(path)
+                    .map_err(|e| format!("{k}=@{path}: cannot read the file ({e})"))?;
+                let name = std::path::Path::new(path)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_else(|| path.to_string());
+                named.push((k.clone(), name.clone()));
+                files.push(execgov_chat::Attachment { name, data });
+            }
+            None => named.push((k.clone(), v.clone())),
+        }
+    }
+    let command = match command {
+        Command::Run { script, .. } => Command::Run {
+            script,
+            args: named,
+        },
+        Command::BreakGlass { script, reason, .. } => Command::BreakGlass {
+            script,
+            args: named,
+            reason,
+        },
+        other => other,
+    };
+    Ok((command, files))
 }
 
 /// Where CLI commands come from.

@@ -43,6 +43,8 @@ pub struct Request {
     /// a Slack slash command or dialog), rather than everyone in a shared room:
     /// a step-up code is accepted only so.
     pub private: bool,
+    /// Files sent with the request, for the script's file parameters.
+    pub files: Vec<execgov_chat::Attachment>,
 }
 
 pub use execgov_chat::ReplyKind;
@@ -229,10 +231,10 @@ impl Engine {
     #[tracing::instrument(skip_all, fields(actor = %req.actor, verb = req.command.verb()))]
     pub async fn handle(&self, req: Request) -> Reply {
         let result = match req.command.clone() {
-            Command::Run { script, args } => {
-                self.request_run(&req.actor, &req.place, &script, &args)
-                    .await
-            }
+            Command::Run { script, args } => self
+                .request_run_checked(&req.actor, &req.place, &script, &args, &req.files, None)
+                .await
+                .map(|a| a.reply),
             Command::Explain { script, args } => {
                 self.explain(&req.actor, &req.place, &script, &args).await
             }
@@ -256,7 +258,14 @@ impl Engine {
                 args,
                 reason,
             } => self
-                .request_run_checked(&req.actor, &req.place, &script, &args, Some(&reason))
+                .request_run_checked(
+                    &req.actor,
+                    &req.place,
+                    &script,
+                    &args,
+                    &req.files,
+                    Some(&reason),
+                )
                 .await
                 .map(|a| a.reply),
             Command::Review { run, note } => self.review(&req.actor, run, note).await,

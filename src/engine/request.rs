@@ -3,10 +3,11 @@
 
 use super::break_glass::Glass;
 use super::{Engine, Reply, ReplyKind};
-use crate::manifest::{ArgError, Args, Manifest};
+use crate::manifest::{ArgError, Args, FileInput, Manifest};
 use crate::policy::{self, Access, ApprovalNeed};
 use crate::store::{Durability, NewRun};
 use crate::types::{Actor, Approvers, Place, RunState};
+use execgov_chat::Attachment;
 use serde_json::json;
 
 /// Arguments and policy for a request, worked out without writing anything.
@@ -16,6 +17,8 @@ pub(super) struct Assessment {
     /// The `[[rule]]` that held, if any.
     pub(super) rule: Option<String>,
     pub(super) args: Args,
+    /// Files sent with the request, bound to its file parameters.
+    pub(super) inputs: Vec<FileInput>,
     /// Start without waiting for the approval: the reason (checked by
     /// `Engine::break_glass`).
     pub(super) break_glass: Option<String>,
@@ -44,15 +47,18 @@ impl Engine {
         place: &Place,
         script: &str,
         raw: &[(String, String)],
+        files: &[Attachment],
     ) -> Result<Assessment, (String, Option<ArgError>)> {
         let Some(manifest) = self.manifest(script) else {
             return Err((self.unknown_script(script), None));
         };
-        let args = manifest.validate_args(raw).map_err(|e| {
+        let (args, inputs) = manifest.validate_with_files(raw, files).map_err(|e| {
             let text = format!("{e}\nusage: {}", short_usage(&manifest));
             (text, Some(e))
         })?;
-        Ok(self.assess_typed(actor, place, &manifest, args))
+        let mut a = self.assess_typed(actor, place, &manifest, args);
+        a.inputs = inputs;
+        Ok(a)
     }
 
     /// Policy for typed arguments: the rule that holds for them, who may ask,
@@ -71,6 +77,7 @@ impl Engine {
             manifest,
             rule,
             args,
+            inputs: Vec::new(),
             break_glass: None,
         }
     }
@@ -85,7 +92,7 @@ impl Engine {
         raw: &[(String, String)],
     ) -> anyhow::Result<Reply> {
         Ok(self
-            .request_run_checked(actor, place, script, raw, None)
+            .request_run_checked(actor, place, script, raw, &[], None)
             .await?
             .reply)
     }
@@ -94,20 +101,26 @@ impl Engine {
     /// why it refused (the web form marks the field). Every channel's request,
     /// refused or not, leaves its audit entry here. `break_glass`: the reason
     /// to start without waiting for the approval the run needs (`run!`; see
-    /// `docs/break-glass.md`).
+    /// `docs/break-glass.md`). `files`: what came with the request, for its
+    /// file parameters (`docs/files.md`).
     pub async fn request_run_checked(
         &self,
         actor: &Actor,
         place: &Place,
         script: &str,
         raw: &[(String, String)],
+        files: &[Attachment],
         break_glass: Option<&str>,
     ) -> anyhow::Result<RequestAnswer> {
         let now = self.now();
-        let a = match self.assess(actor, place, script, raw) {
+        let a = match self.assess(actor, place, script, raw, files) {
             Ok(a) => a,
             Err((message, arg_error)) => {
-                let details = json!({ "script": script, "args": raw_args_json(raw), "place": place, "reason": message });
+                let sent: Vec<serde_json::Value> = files
+                    .iter()
+                    .map(|f| json!({ "name": f.name, "bytes": f.data.len() }))
+                    .collect();
+                let details = json!({ "script": script, "args": raw_args_json(raw), "files": sent, "place": place, "reason": message });
                 self.store
                     .audit(&actor.audit_name(), "run.refused", None, details, now)
                     .await?;
@@ -226,6 +239,7 @@ impl Engine {
             preview_of: None,
             state,
             reason: reason.clone(),
+            inputs: a.inputs.clone(),
         };
         let preview = (state == RunState::AwaitingApproval)
             .then(|| m.approval.as_ref().map(|ap| &ap.preview))
@@ -354,7 +368,7 @@ fn raw_args_json(raw: &[(String, String)]) -> serde_json::Value {
 /// `key=value` pairs as a person would type them back.
 pub fn args_text(args: &Args) -> String {
     args.iter()
-        .map(|(k, v)| format!("{k}={}", crate::command::quote_if_needed(&v.to_arg())))
+        .map(|(k, v)| format!("{k}={}", crate::command::quote_if_needed(&v.to_string())))
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -28,12 +28,14 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::types::{PersonId, ScriptName};
 
+pub use crate::types::FileInput;
 pub use crate::types::{ArgValue, Args, Risk};
 pub use catalog::{Catalog, Diagnostic, load_catalog};
 pub use crontab::{Crontab, CrontabError, Field as CronField};
 pub use params::{ArgError, Param, ParamKind};
 pub use python::{InlineMetadata, Python, Requirements, parse_requirements, pep723};
 pub use rules::{Condition, Rule, Test};
+pub use schema::MAX_FILE_SIZE;
 pub use template::ArgTemplate;
 
 /// One script, as its manifest declares it, fully checked.

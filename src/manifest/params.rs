@@ -6,7 +6,7 @@ use std::fmt;
 
 use super::Manifest;
 use crate::config::spans::closest;
-use crate::types::{ArgValue, Args};
+use crate::types::{ArgValue, Args, FileInput};
 
 /// One `[[param]]` of a manifest.
 #[derive(Debug, Clone)]
@@ -44,6 +44,13 @@ pub enum ParamKind {
     },
     /// A calendar date written `YYYY-MM-DD`, kept as that string.
     Date,
+    /// A file sent with the request (attached in chat, uploaded on the web or
+    /// the API, `key=@path` on the CLI); `{param}` is its path where it runs.
+    File {
+        max_size: u64,
+        /// Lowercase, without the dot; empty: any.
+        extensions: Vec<String>,
+    },
 }
 
 impl ParamKind {
@@ -56,6 +63,7 @@ impl ParamKind {
             ParamKind::Bool => "bool",
             ParamKind::Enum { .. } => "enum",
             ParamKind::Date => "date",
+            ParamKind::File { .. } => "file",
         }
     }
 }
@@ -85,6 +93,7 @@ impl Param {
     /// Checks text as the user typed it.
     pub fn parse_raw(&self, raw: &str) -> Result<ArgValue, String> {
         match &self.kind {
+            ParamKind::File { .. } => Err(self.attach_hint()),
             ParamKind::Int { .. } => match raw.parse::<i64>() {
                 Ok(n) => self.check(ArgValue::Int(n)),
                 Err(_) => Err(format!("expected an integer, got `{raw}`")),
@@ -179,9 +188,99 @@ impl Param {
                 | ParamKind::Float { .. },
                 other,
             ) => self.check(ArgValue::Str(other.to_arg())),
+            // A file value is made only from bytes that arrived (Manifest::bind_file).
+            (ParamKind::File { .. }, _) => Err(self.attach_hint()),
             (_, ArgValue::Str(s)) => self.parse_raw(&s),
             (kind, other) => Err(format!("expected {}, got `{other}`", kind.type_name())),
         }
+    }
+
+    /// How to send this file parameter.
+    pub fn attach_hint(&self) -> String {
+        format!(
+            "{} is a file: attach it to the message that asks for the run (in chat), choose it in the \
+             web form, or pass `{}=@PATH` on the command line",
+            self.name_and_kind(),
+            self.name
+        )
+    }
+
+    fn name_and_kind(&self) -> String {
+        match &self.kind {
+            ParamKind::File {
+                max_size,
+                extensions,
+            } => {
+                let exts = if extensions.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "{}, ",
+                        extensions
+                            .iter()
+                            .map(|e| format!(".{e}"))
+                            .collect::<Vec<_>>()
+                            .join(" or ")
+                    )
+                };
+                format!(
+                    "`{}` ({exts}at most {})",
+                    self.name,
+                    bytesize::ByteSize::b(*max_size).display().iec()
+                )
+            }
+            _ => format!("`{}`", self.name),
+        }
+    }
+
+    /// Checks a file that arrived for this parameter and makes its value:
+    /// its size and extension against the manifest, its SHA-256 computed.
+    pub fn bind_file(&self, name: &str, data: &[u8]) -> Result<ArgValue, String> {
+        use sha2::Digest as _;
+        let ParamKind::File {
+            max_size,
+            extensions,
+        } = &self.kind
+        else {
+            return Err(format!("`{}` is not a file parameter", self.name));
+        };
+        let size = data.len() as u64;
+        if size > *max_size {
+            return Err(format!(
+                "`{name}` is {}; {} takes at most {}",
+                bytesize::ByteSize::b(size).display().iec(),
+                self.name,
+                bytesize::ByteSize::b(*max_size).display().iec()
+            ));
+        }
+        let ext = std::path::Path::new(name)
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        if !extensions.is_empty() && !extensions.contains(&ext) {
+            return Err(format!(
+                "`{name}` is not a {} file",
+                extensions
+                    .iter()
+                    .map(|e| format!(".{e}"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ));
+        }
+        if name.is_empty()
+            || name.contains('/')
+            || name.contains('\0')
+            || name == "."
+            || name == ".."
+        {
+            return Err(format!("`{name}` is not a file name"));
+        }
+        Ok(ArgValue::File(crate::types::FileArg {
+            name: name.to_string(),
+            size,
+            sha256: hex::encode(sha2::Sha256::digest(data)),
+        }))
     }
 
     /// `days (int 1..=365, default 30)`, for usage text.
@@ -212,6 +311,20 @@ impl Param {
             ParamKind::Bool => parts.push("true or false".to_string()),
             ParamKind::Enum { choices } => parts.push(format!("one of {}", choices.join(", "))),
             ParamKind::Date => parts.push("date YYYY-MM-DD".to_string()),
+            ParamKind::File {
+                max_size,
+                extensions,
+            } => {
+                parts.push("a file".to_string());
+                if !extensions.is_empty() {
+                    let exts: Vec<String> = extensions.iter().map(|e| format!(".{e}")).collect();
+                    parts.push(exts.join(" or "));
+                }
+                parts.push(format!(
+                    "at most {}",
+                    bytesize::ByteSize::b(*max_size).display().iec()
+                ));
+            }
         }
         match (&self.default, self.required) {
             (Some(d), _) => parts.push(format!("default {d}")),
@@ -240,7 +353,111 @@ impl Manifest {
     /// filled in. Refuses unknown and repeated keys, values failing their type,
     /// pattern, choices, range or length, and missing required parameters.
     pub fn validate_args(&self, raw: &[(String, String)]) -> Result<Args, ArgError> {
+        self.validate_into(Args::new(), raw)
+    }
+
+    /// Like [`Manifest::validate_args`], with the files that came with the
+    /// request bound to the file parameters: by name (`data=report.csv` names
+    /// the attached `report.csv`), or the one file to the one file parameter
+    /// left. Answers the arguments and the files to keep with the run.
+    pub fn validate_with_files(
+        &self,
+        raw: &[(String, String)],
+        files: &[execgov_chat::Attachment],
+    ) -> Result<(Args, Vec<FileInput>), ArgError> {
+        let is_file = |k: &str| {
+            self.params
+                .iter()
+                .any(|p| p.name == k && matches!(p.kind, ParamKind::File { .. }))
+        };
+        let mut used = vec![false; files.len()];
+        let mut bound: Vec<(&Param, usize)> = Vec::new();
+        for (key, value) in raw.iter().filter(|(k, _)| is_file(k)) {
+            let param = self.param_named(key)?;
+            if bound.iter().any(|(p, _)| p.name == *key) {
+                return Err(repeated(key));
+            }
+            let Some(i) = (0..files.len()).find(|i| !used[*i] && files[*i].name == *value) else {
+                return Err(ArgError {
+                    param: Some(key.clone()),
+                    message: if files.is_empty() {
+                        param.attach_hint()
+                    } else {
+                        format!(
+                            "no attached file is named `{value}` (attached: {})",
+                            names(files)
+                        )
+                    },
+                });
+            };
+            used[i] = true;
+            bound.push((param, i));
+        }
+        let open: Vec<&Param> = self
+            .params
+            .iter()
+            .filter(|p| matches!(p.kind, ParamKind::File { .. }))
+            .filter(|p| !bound.iter().any(|(b, _)| b.name == p.name))
+            .collect();
+        let left: Vec<usize> = (0..files.len()).filter(|i| !used[*i]).collect();
+        match (open.as_slice(), left.as_slice()) {
+            (_, []) => {}
+            ([one], [i]) => bound.push((one, *i)),
+            ([], _) => {
+                return Err(ArgError {
+                    param: None,
+                    message: if bound.is_empty() {
+                        format!(
+                            "this script takes no file, but {} came with the request",
+                            names(files)
+                        )
+                    } else {
+                        format!(
+                            "{} came with the request but no parameter takes it",
+                            names_of(files, &left)
+                        )
+                    },
+                });
+            }
+            _ => {
+                return Err(ArgError {
+                    param: None,
+                    message: format!(
+                        "several files came ({}) for several file parameters: say which is which, e.g. `{}={}`",
+                        names_of(files, &left),
+                        open[0].name,
+                        files[left[0]].name
+                    ),
+                });
+            }
+        }
         let mut args = Args::new();
+        let mut inputs = Vec::new();
+        for (param, i) in bound {
+            let file = &files[i];
+            let value = param
+                .bind_file(&file.name, &file.data)
+                .map_err(|message| ArgError {
+                    param: Some(param.name.clone()),
+                    message,
+                })?;
+            if let ArgValue::File(f) = &value {
+                inputs.push(FileInput {
+                    param: param.name.clone(),
+                    name: f.name.clone(),
+                    sha256: f.sha256.clone(),
+                    data: file.data.clone(),
+                });
+            }
+            args.insert(param.name.clone(), value);
+        }
+        let rest: Vec<(String, String)> =
+            raw.iter().filter(|(k, _)| !is_file(k)).cloned().collect();
+        let args = self.validate_into(args, &rest)?;
+        Ok((args, inputs))
+    }
+
+    fn validate_into(&self, mut args: Args, raw: &[(String, String)]) -> Result<Args, ArgError> {
         for (key, value) in raw {
             let param = self.param_named(key)?;
             let value = param.parse_raw(value).map_err(|message| ArgError {
@@ -298,9 +515,13 @@ impl Manifest {
                     args.insert(p.name.clone(), d.clone());
                 }
                 None if p.required => {
+                    let mut message = format!("missing required parameter `{}`", p.name);
+                    if matches!(p.kind, ParamKind::File { .. }) {
+                        message = format!("{message}: {}", p.attach_hint());
+                    }
                     return Err(ArgError {
                         param: None,
-                        message: format!("missing required parameter `{}`", p.name),
+                        message,
                     });
                 }
                 None => {}
@@ -308,6 +529,22 @@ impl Manifest {
         }
         Ok(args)
     }
+}
+
+fn names(files: &[execgov_chat::Attachment]) -> String {
+    files
+        .iter()
+        .map(|f| format!("`{}`", f.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn names_of(files: &[execgov_chat::Attachment], which: &[usize]) -> String {
+    which
+        .iter()
+        .map(|i| format!("`{}`", files[*i].name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn repeated(key: &str) -> ArgError {

@@ -111,7 +111,7 @@ fn number(v: &ArgValue) -> Option<f64> {
     match v {
         ArgValue::Int(n) => Some(*n as f64),
         ArgValue::Str(s) => s.parse::<f64>().ok().filter(|x| x.is_finite()),
-        ArgValue::Bool(_) => None,
+        ArgValue::Bool(_) | ArgValue::File(_) => None,
     }
 }
 

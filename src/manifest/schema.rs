@@ -47,8 +47,13 @@ const PARAM_KEYS: &[&str] = &[
     "min",
     "max",
     "choices",
+    "max_size",
+    "extensions",
 ];
-const TYPES: &[&str] = &["string", "int", "float", "bool", "enum", "date"];
+const TYPES: &[&str] = &["string", "int", "float", "bool", "enum", "date", "file"];
+/// A file parameter's `max_size` when unset, and the most it may be.
+const DEFAULT_FILE_SIZE: u64 = 10 * 1024 * 1024;
+pub const MAX_FILE_SIZE: u64 = 64 * 1024 * 1024;
 /// The smallest `memory` a manifest may ask for.
 const MIN_MEMORY: u64 = 1024 * 1024;
 
@@ -339,6 +344,7 @@ fn read_param(r: &mut Reader<'_>, s: &Section<'_, '_>) -> Option<(Param, Range<u
         Some(("bool", _)) => Some(ParamKind::Bool),
         Some(("enum", _)) => enum_kind(r, s),
         Some(("date", _)) => Some(ParamKind::Date),
+        Some(("file", _)) => file_kind(r, s),
         Some((other, span)) => {
             let hint = crate::config::spans::closest(other, TYPES.iter().copied())
                 .map(|c| format!("; did you mean `{c}`?"))
@@ -358,6 +364,8 @@ fn read_param(r: &mut Reader<'_>, s: &Section<'_, '_>) -> Option<(Param, Range<u
             ("min", "int"),
             ("max", "int"),
             ("choices", "enum"),
+            ("max_size", "file"),
+            ("extensions", "file"),
         ] {
             let numeric = applies_to == "int" && kind.type_name() == "float";
             if kind.type_name() != applies_to
@@ -422,6 +430,46 @@ fn string_kind(r: &mut Reader<'_>, s: &Section<'_, '_>) -> Option<ParamKind> {
     };
     let max_len = r.count::<usize>(s, "max_len", 1);
     Some(ParamKind::String { pattern, max_len })
+}
+
+/// `type = "file"`: `max_size = "1MiB"` (default 10 MiB, at most 64 MiB) and
+/// `extensions = ["csv", "txt"]` (any when unset).
+fn file_kind(r: &mut Reader<'_>, s: &Section<'_, '_>) -> Option<ParamKind> {
+    let max_size = match r.string(s, "max_size") {
+        None => DEFAULT_FILE_SIZE,
+        Some((text, span)) => match text.parse::<bytesize::ByteSize>() {
+            Ok(size) if size.as_u64() >= 1 && size.as_u64() <= MAX_FILE_SIZE => size.as_u64(),
+            Ok(_) => {
+                let msg = format!("`{text}` must be between 1 byte and 64MiB");
+                r.key_error(s, "max_size", &span, msg);
+                return None;
+            }
+            Err(_) => {
+                let msg = format!("`{text}` is not a size such as \"1MiB\"");
+                r.key_error(s, "max_size", &span, msg);
+                return None;
+            }
+        },
+    };
+    let mut extensions = Vec::new();
+    for (ext, span) in r.strings(s, "extensions").unwrap_or_default() {
+        let ext = ext.trim_start_matches('.').to_ascii_lowercase();
+        if ext.is_empty() || !ext.chars().all(|c| c.is_ascii_alphanumeric()) {
+            let msg = format!("`{ext}` is not a file extension such as \"csv\"");
+            r.key_error(s, "extensions", &span, msg);
+            return None;
+        }
+        extensions.push(ext);
+    }
+    if s.get("default").is_some() {
+        let span = s.get("default").map(|i| i.span()).unwrap_or(s.span.clone());
+        r.key_error(s, "default", &span, "a file parameter has no default");
+        return None;
+    }
+    Some(ParamKind::File {
+        max_size,
+        extensions,
+    })
 }
 
 fn int_kind(r: &mut Reader<'_>, s: &Section<'_, '_>) -> Option<ParamKind> {

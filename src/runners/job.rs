@@ -64,5 +64,29 @@ pub(super) fn build(engine: &Engine, run: &Run) -> Result<Job, String> {
         memory: manifest.memory,
         max_processes: manifest.max_processes,
         python,
+        inputs: Vec::new(),
     })
+}
+
+/// The files sent with `run`, for its job (see `InputFile`).
+pub(super) async fn inputs(
+    engine: &Engine,
+    run: &Run,
+) -> Result<Vec<execgov_runner::protocol::InputFile>, crate::store::StoreError> {
+    use base64::Engine as _;
+    let files = engine.store().run_inputs(run.id).await?;
+    Ok(files
+        .into_iter()
+        .map(|f| execgov_runner::protocol::InputFile {
+            token: crate::types::FileArg {
+                name: f.name.clone(),
+                size: f.data.len() as u64,
+                sha256: f.sha256.clone(),
+            }
+            .token(),
+            name: f.name,
+            sha256: f.sha256,
+            data: base64::engine::general_purpose::STANDARD.encode(&f.data),
+        })
+        .collect())
 }

@@ -117,7 +117,10 @@ async fn claim(
         };
         engine.emit(&run);
         match super::job::build(engine, &run) {
-            Ok(job) => jobs.push(job),
+            Ok(mut job) => {
+                job.inputs = super::job::inputs(engine, &run).await?;
+                jobs.push(job)
+            }
             Err(why) => {
                 tracing::warn!(run_id = %run.id, %why, "a claimed run cannot run");
                 let note = Note::moved(

@@ -42,6 +42,8 @@ macro_rules! runs_table {
             pub state: RunState,
             /// Why policy refused, for `Refused`.
             pub reason: Option<String>,
+            /// Files sent with the request (`type = "file"`), kept in `run_inputs`.
+            pub inputs: Vec<crate::types::FileInput>,
         }
 
         /// Every column but `id`, in the order of [`Run::values`].
@@ -53,7 +55,7 @@ macro_rules! runs_table {
             /// The row `new` becomes as run `id`: every changing column at its
             /// default but the first state, its reason and its timestamp.
             pub(super) fn recorded(new: NewRun, id: RunId) -> Run {
-                let NewRun { $( $f, )* state, reason } = new;
+                let NewRun { $( $f, )* state, reason, inputs: _ } = new;
                 let mut run = Run {
                     id,
                     $( $f, )*

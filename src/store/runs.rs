@@ -76,7 +76,7 @@ pub struct Transition {
 }
 
 /// Inserts `new` and queues its two entries.
-pub(super) async fn create(tx: &mut Tx<'_>, new: NewRun) -> Result<Run, StoreError> {
+pub(super) async fn create(tx: &mut Tx<'_>, mut new: NewRun) -> Result<Run, StoreError> {
     if !RunState::Requested.can_become(new.state) {
         return Err(StoreError::InvalidTransition {
             run: RunId(0),
@@ -84,9 +84,17 @@ pub(super) async fn create(tx: &mut Tx<'_>, new: NewRun) -> Result<Run, StoreErr
             to: new.state,
         });
     }
+    let inputs = std::mem::take(&mut new.inputs);
     let mut run = Run::recorded(new, RunId(0));
     let row = tx.fetch_one(&INSERT_RUN, run.values()).await?;
     run.id = row.first()?;
+    for f in inputs {
+        tx.execute(
+            "INSERT INTO run_inputs (run_id, param, name, sha256, data) VALUES ($1, $2, $3, $4, $5)",
+            args![run.id.0, f.param, f.name, f.sha256, f.data],
+        )
+        .await?;
+    }
     let mut requested = json!({
         "script": run.script,
         "args": run.args,
@@ -271,6 +279,26 @@ pub(super) async fn lapse_leases(tx: &mut Tx<'_>, now: i64) -> Result<Vec<Run>, 
 }
 
 impl Store {
+    /// The files sent with run `id` (its file parameters), with their bytes.
+    pub async fn run_inputs(&self, id: RunId) -> Result<Vec<crate::types::FileInput>, StoreError> {
+        let rows = self
+            .fetch_all(
+                "SELECT param, name, sha256, data FROM run_inputs WHERE run_id = $1 ORDER BY param",
+                args![id.0],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::types::FileInput {
+                    param: r.get("param")?,
+                    name: r.get("name")?,
+                    sha256: r.get("sha256")?,
+                    data: r.get("data")?,
+                })
+            })
+            .collect()
+    }
+
     /// Records a request in the state policy chose (`Refused`, `AwaitingApproval` or
     /// `Queued`), with two audit entries: `run.requested`, then `run.<state>`.
     /// Any other state is refused as `InvalidTransition` from `requested`, with

@@ -174,6 +174,7 @@ pub fn new_run(script: &str, who: &str) -> NewRun {
         preview_of: None,
         state: RunState::Queued,
         reason: None,
+        inputs: Vec::new(),
     }
 }
 

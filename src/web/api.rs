@@ -178,6 +178,7 @@ async fn start_run(
             &view::web_place(),
             &req.script,
             &raw,
+            &[],
             req.break_glass.as_deref(),
         )
         .await?;
@@ -297,6 +298,13 @@ fn script_json(engine: &Engine, caller: &ApiCaller, m: &Manifest) -> Value {
                 }
                 ParamKind::Enum { choices } => v["choices"] = json!(choices),
                 ParamKind::Bool | ParamKind::Date => {}
+                ParamKind::File {
+                    max_size,
+                    extensions,
+                } => {
+                    v["max_size"] = json!(max_size);
+                    v["extensions"] = json!(extensions);
+                }
             }
             v
         })

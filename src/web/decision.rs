@@ -79,6 +79,11 @@ fn args_list(run: &Run) -> Markup {
                         @match value {
                             crate::types::ArgValue::Str(s) if s.is_empty() => span class="muted" { "(empty)" },
                             crate::types::ArgValue::Str(s) => code class="exact" { (exact(s)) },
+                            crate::types::ArgValue::File(f) => span {
+                                code class="exact" { (exact(&f.name)) } " — "
+                                (bytesize::ByteSize::b(f.size).display().iec().to_string()) ", sha256 "
+                                code class="sha256" { (f.sha256) }
+                            },
                             other => code class="exact" { (other.to_arg()) },
                         }
                     }

@@ -188,7 +188,13 @@ pub fn router(state: impl Into<WebState>) -> Router {
         .route("/runs/{id}/cancel", post(run_page::cancel))
         .route("/scripts", get(scripts::scripts_page))
         .route("/scripts/{name}", get(scripts::script_page))
-        .route("/scripts/{name}/run", post(run_form::start_run))
+        .route(
+            "/scripts/{name}/run",
+            // Room for a file parameter's largest file, and the form around it.
+            post(run_form::start_run).layer(axum::extract::DefaultBodyLimit::max(
+                crate::manifest::MAX_FILE_SIZE as usize + 1024 * 1024,
+            )),
+        )
         .route("/audit", get(audit_page::audit_page))
         .route(
             "/account/tokens",

@@ -14,9 +14,10 @@ use super::scripts::render_script;
 use super::{WebError, WebState, view};
 use crate::manifest::{ArgError, Manifest, Param, ParamKind};
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use execgov_chat::Attachment;
 use maud::{Markup, html};
 
 /// Why the form is shown again: a sentence for the top of the form, and the
@@ -71,6 +72,7 @@ impl FormProblem {
 /// What is wrong with `value` for `p`, in words a person can act on.
 fn wrong_value(p: &Param, value: &str) -> String {
     match &p.kind {
+        ParamKind::File { .. } => format!("This file cannot be used ({value})."),
         ParamKind::String { max_len, .. } => {
             let len = value.chars().count();
             if value.contains('\0') {
@@ -155,6 +157,11 @@ fn hint(p: &Param) -> Markup {
             ParamKind::Bool => "yes or no",
             ParamKind::Enum { choices } => { "one of " (choices.join(", ")) },
             ParamKind::Date => "a date",
+            ParamKind::File { max_size, extensions } => {
+                "a file"
+                @if !extensions.is_empty() { " (" (extensions.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(", ")) ")" }
+                ", at most " (bytesize::ByteSize::b(*max_size).display().iec().to_string())
+            },
         }
         @match (&p.default, p.required) {
             (Some(d), _) => { "; default " code { (d.to_arg()) } },
@@ -197,7 +204,8 @@ pub(super) fn run_form(
     };
     html! {
         @if let Some(problem) = problem { p class="error" role="alert" id="form-error" { (problem.summary) } }
-        form class="stack" method="post" action=(format!("/scripts/{}/run", urlencode(m.name.as_str()))) {
+        form class="stack" method="post" action=(format!("/scripts/{}/run", urlencode(m.name.as_str())))
+            enctype=[has_files(m).then_some("multipart/form-data")] {
             input type="hidden" name="csrf" value=(viewer.csrf());
             @for p in &m.params {
                 @let v = value(p);
@@ -227,6 +235,9 @@ pub(super) fn run_form(
                             required[required] aria-describedby=(described) aria-invalid=[error.map(|_| "true")];,
                         ParamKind::Date => input type="date" id=(id) name=(p.name) value=(v)
                             required[required] aria-describedby=(described) aria-invalid=[error.map(|_| "true")];,
+                        ParamKind::File { extensions, .. } => input type="file" id=(id) name=(p.name)
+                            accept=[(!extensions.is_empty()).then(|| extensions.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(","))]
+                            required[required] aria-describedby=(described) aria-invalid=[error.map(|_| "true")];,
                         ParamKind::String { max_len, .. } => input type="text" id=(id) name=(p.name) value=(v)
                             maxlength=[max_len.map(|x| x.to_string())] required[required]
                             aria-describedby=(described) aria-invalid=[error.map(|_| "true")];,
@@ -249,14 +260,60 @@ pub(super) fn run_form(
     }
 }
 
-/// `POST /scripts/{name}/run`: the form's values go to the engine's entry point
-/// for requests; bad arguments show the form again, marked.
+fn has_files(m: &Manifest) -> bool {
+    m.params
+        .iter()
+        .any(|p| matches!(p.kind, ParamKind::File { .. }))
+}
+
+/// The form's fields, and the files of a multipart form (each file field also
+/// as `name=<file name>`, which binds that file to that parameter).
+async fn form_fields(
+    req: axum::extract::Request,
+) -> Result<(Vec<(String, String)>, Vec<Attachment>), WebError> {
+    let multipart = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if !multipart {
+        let Form(fields) = Form::<Vec<(String, String)>>::from_request(req, &())
+            .await
+            .map_err(|e| WebError::BadRequest(format!("the form could not be read: {e}")))?;
+        return Ok((fields, Vec::new()));
+    }
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        WebError::BadRequest(format!("the form could not be read: {}", e.body_text()))
+    };
+    let mut form = Multipart::from_request(req, &())
+        .await
+        .map_err(|e| WebError::BadRequest(format!("the form could not be read: {e}")))?;
+    let (mut fields, mut files) = (Vec::new(), Vec::new());
+    while let Some(field) = form.next_field().await.map_err(bad)? {
+        let name = field.name().unwrap_or_default().to_string();
+        match field.file_name().map(str::to_string) {
+            // A file field left empty sends an empty part with an empty name.
+            Some(file) if !file.is_empty() => {
+                let data = field.bytes().await.map_err(bad)?.to_vec();
+                fields.push((name, file.clone()));
+                files.push(Attachment { name: file, data });
+            }
+            Some(_) => {}
+            None => fields.push((name, field.text().await.map_err(bad)?)),
+        }
+    }
+    Ok((fields, files))
+}
+
+/// `POST /scripts/{name}/run`: the form's values (and files) go to the
+/// engine's entry point for requests; bad arguments show the form again, marked.
 pub(super) async fn start_run(
     State(state): State<WebState>,
     Path(name): Path<String>,
     viewer: Viewer,
-    Form(fields): Form<Vec<(String, String)>>,
+    req: axum::extract::Request,
 ) -> Result<Response, WebError> {
+    let (fields, files) = form_fields(req).await?;
     let csrf = fields
         .iter()
         .find(|(k, _)| k == "csrf")
@@ -285,6 +342,7 @@ pub(super) async fn start_run(
             &view::web_place(),
             &name,
             &raw,
+            &files,
             glass.as_deref(),
         )
         .await?;

@@ -78,7 +78,7 @@ pub(super) fn next_fires(s: &crate::manifest::Schedule, n: usize) -> Vec<String>
 /// `key=value` pairs as a person would type them.
 pub(super) fn args_text(args: &crate::manifest::Args) -> String {
     args.iter()
-        .map(|(k, v)| format!("{k}={}", crate::command::quote_if_needed(&v.to_arg())))
+        .map(|(k, v)| format!("{k}={}", crate::command::quote_if_needed(&v.to_string())))
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -274,6 +274,7 @@ pub async fn say(engine: &Engine, actor: &Actor, line: &str) -> execgov::engine:
             place: oncall(),
             command,
             private: true,
+            files: Vec::new(),
         })
         .await
 }

@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod cli_as;
 mod durability;
+mod files;
 mod governance;
 mod manifests;
 mod matrix;

@@ -369,6 +369,7 @@ async fn say_in_thread(app: &Running, line: &str, thread: &str) -> execgov::type
             place,
             command,
             private: true,
+            files: Vec::new(),
         })
         .await;
     reply.run.expect("a run").id

@@ -155,6 +155,7 @@ both_backends!(
                 place: oncall(),
                 command: Command::parse(&format!("approve {id} {fresh}")).unwrap(),
                 private: false,
+                files: Vec::new(),
             })
             .await;
         assert!(

@@ -109,6 +109,7 @@ impl WebApp {
                 place: oncall(),
                 command,
                 private: true,
+                files: Vec::new(),
             })
             .await;
         assert_eq!(

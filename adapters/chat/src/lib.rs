@@ -151,6 +151,24 @@ pub struct Inbound {
     /// step-up code is accepted only from such an event.
     #[serde(default)]
     pub direct: bool,
+    /// Files that came with the message (Slack's attached files, the Matrix
+    /// file the command replies to), downloaded by the adapter: the core binds
+    /// them to the script's file parameters.
+    #[serde(default, skip)]
+    pub files: Vec<Attachment>,
+}
+
+/// A file sent with a request: its name as sent and its bytes.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Attachment {
+    pub name: String,
+    pub data: Vec<u8>,
+}
+
+impl fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Attachment({:?}, {} bytes)", self.name, self.data.len())
+    }
 }
 
 /// A reference to a message the adapter posted, so it can be edited or replied to.
@@ -473,6 +491,7 @@ mod tests {
                 reason: Some("no".into()),
             },
             direct: false,
+            files: Vec::new(),
         };
         let s = serde_json::to_string(&i).unwrap();
         assert_eq!(serde_json::from_str::<Inbound>(&s).unwrap(), i);

@@ -299,6 +299,7 @@ impl Matrix {
             },
             // Marked direct and nobody else in it (a DM can be joined later).
             direct: direct && room.active_members_count() <= 2,
+            files: Vec::new(),
         };
         tracing::info!(event_id = %m.event_id, room = %room.room_id(), sender = %m.sender, "command");
         let reply = self.handler.handle(inbound).await;
@@ -347,6 +348,7 @@ impl Matrix {
             },
             content,
             direct: false,
+            files: Vec::new(),
         };
         tracing::info!(%event_id, %target, %sender, ?decision, "approval reaction");
         let reply = self.handler.handle(inbound).await;

@@ -63,6 +63,7 @@ pub(crate) async fn on_command(slack: &Arc<Slack>, cmd: SlashCommand) -> Value {
         },
         // A slash command's text is seen by the app alone, not the channel.
         direct: true,
+        files: Vec::new(),
     };
     let handler = slack.handler.clone();
     // Spawned so that a timeout below never cancels the core half-way.

@@ -142,6 +142,7 @@ impl Slack {
                 implicit_run: false,
             },
             direct: said.direct,
+            files: Vec::new(),
         };
         let reply = self.handler.handle(inbound).await;
         if reply.text.trim().is_empty() {

@@ -264,6 +264,7 @@ impl Slack {
             content,
             // A click or a dialog: only Slack and ExecGov see what it carries.
             direct: true,
+            files: Vec::new(),
         };
         let reply = self.handler.handle(inbound).await;
         if reply.kind == ReplyKind::Error {

@@ -211,6 +211,7 @@ fn prepare(
     });
     let run_dir = fresh_run_dir(&shared.opts.runs_dir, job.run)
         .map_err(|e| (Ending::NotStarted, format!("making the run folder: {e}")))?;
+    let inputs = inputs(job, &run_dir, &mut argv)?;
     let lib = python_lib(&shared.opts.runs_dir).map_err(|e| {
         (
             Ending::NotStarted,
@@ -232,8 +233,57 @@ fn prepare(
             memory: job.memory,
             processes: job.max_processes,
         },
+        inputs,
     };
     Ok((spec, used))
+}
+
+/// A request's file as the run folder gets it: its path there, its bytes.
+type SavedInput = (PathBuf, Vec<u8>);
+
+/// The request's files: each checked against its sha256, to be saved as
+/// `inputs/<n>/<name>` in the run folder, its absolute path put where its
+/// token is in `argv`.
+fn inputs(
+    job: &Job,
+    run_dir: &Path,
+    argv: &mut [String],
+) -> Result<Vec<SavedInput>, (Ending, String)> {
+    use base64::Engine as _;
+    let mut out = Vec::with_capacity(job.inputs.len());
+    for (i, input) in job.inputs.iter().enumerate() {
+        let refuse = |why: String| (Ending::Refused, format!("file `{}`: {why}", input.name));
+        let plain = Path::new(&input.name);
+        if input.name.is_empty()
+            || plain.components().count() != 1
+            || !matches!(
+                plain.components().next(),
+                Some(std::path::Component::Normal(_))
+            )
+        {
+            return Err(refuse("not a plain file name".into()));
+        }
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(&input.data)
+            .map_err(|e| refuse(format!("its bytes are not base64 ({e})")))?;
+        let sha256 = hex::encode(Sha256::digest(&data));
+        if sha256 != input.sha256 {
+            return Err(refuse(format!(
+                "its bytes (sha256 {sha256}) are not the approved ones (sha256 {})",
+                input.sha256
+            )));
+        }
+        let rel = PathBuf::from("inputs")
+            .join((i + 1).to_string())
+            .join(&input.name);
+        let absolute =
+            std::path::absolute(run_dir.join(&rel)).unwrap_or_else(|_| run_dir.join(&rel));
+        for arg in argv.iter_mut().filter(|a| a.contains(&input.token)) {
+            *arg = arg.replace(&input.token, &absolute.display().to_string());
+        }
+        out.push((rel, data));
+    }
+    Ok(out)
 }
 
 /// `PYTHONUNBUFFERED=1` (a `print` reaches the log when it is made) and the

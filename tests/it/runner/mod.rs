@@ -55,6 +55,7 @@ fn spec(dir: &Path, argv: &[&str]) -> ExecSpec {
         log_path: dir.join("logs/run.log"),
         log_cap: MIB,
         limits: Limits::default(),
+        inputs: Vec::new(),
     }
 }
 

@@ -75,6 +75,7 @@ fn new_run(script: &str, state: RunState) -> NewRun {
         preview_of: None,
         state,
         reason: None,
+        inputs: Vec::new(),
     }
 }
 

@@ -143,6 +143,7 @@ async fn the_panel_and_the_confirmation_page_repeat_what_is_being_approved() {
                 args: vec![("marker".into(), value.into())],
             },
             private: true,
+            files: Vec::new(),
         })
         .await
         .run
