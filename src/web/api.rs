@@ -22,7 +22,15 @@ use serde_json::{Value, json};
 pub(super) fn routes() -> Router<WebState> {
     Router::new()
         .route("/openapi.json", get(openapi::document))
-        .route("/runs", get(list_runs).post(start_run))
+        .route(
+            "/runs",
+            // A file parameter's largest file, base64, and the JSON around it.
+            get(list_runs)
+                .post(start_run)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    (crate::manifest::MAX_FILE_SIZE as usize / 3 + 1) * 4 + 1024 * 1024,
+                )),
+        )
         .route("/runs/{id}", get(run_detail))
         .route("/runs/{id}/decision", post(decide))
         .route("/runs/{id}/cancel", post(cancel))
@@ -157,14 +165,36 @@ async fn start_run(
     let req = body(b)?;
     let engine = state.engine();
     let mut raw = Vec::with_capacity(req.args.len());
+    let mut files = Vec::new();
     for (k, v) in req.args {
         let text = match v {
             Value::String(s) => s,
             Value::Bool(b) => b.to_string(),
             Value::Number(n) => n.to_string(),
+            // A file parameter: `{"name": "x.csv", "base64": "…"}`.
+            Value::Object(f) if f.contains_key("base64") => {
+                use base64::Engine as _;
+                let name = f
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or(&k)
+                    .to_string();
+                let data = f
+                    .get("base64")
+                    .and_then(Value::as_str)
+                    .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                    .ok_or_else(|| {
+                        WebError::BadRequest(format!("parameter `{k}`: `base64` is not base64"))
+                    })?;
+                files.push(execgov_chat::Attachment {
+                    name: name.clone(),
+                    data,
+                });
+                name
+            }
             _ => {
                 return Err(WebError::BadRequest(format!(
-                    "parameter `{k}`: give a string, number or boolean"
+                    "parameter `{k}`: give a string, number or boolean (a file: {{\"name\": …, \"base64\": …}})"
                 ))
                 .into());
             }
@@ -178,7 +208,7 @@ async fn start_run(
             &view::web_place(),
             &req.script,
             &raw,
-            &[],
+            &files,
             req.break_glass.as_deref(),
         )
         .await?;

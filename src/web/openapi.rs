@@ -249,7 +249,8 @@ fn components(states: &Value) -> Value {
                 "type": "object", "required": ["script"],
                 "properties": {
                     "script": { "type": "string" },
-                    "args": { "type": "object", "additionalProperties": { "oneOf": [{ "type": "string" }, { "type": "integer" }, { "type": "boolean" }] } }
+                    "args": { "type": "object", "additionalProperties": { "oneOf": [{ "type": "string" }, { "type": "integer" }, { "type": "boolean" },
+                        { "type": "object", "description": "A file parameter's file", "required": ["base64"], "properties": { "name": { "type": "string" }, "base64": { "type": "string" } } }] } }
                 }
             },
             "Decision": {

@@ -207,3 +207,45 @@ async fn the_cli_sends_a_file_with_at_path() {
     assert_eq!(missing.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read the file"));
 }
+
+/// The JSON API takes a file as `{"name": …, "base64": …}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_takes_a_file_as_base64() {
+    use crate::web_support::WebApp;
+    use base64::Engine as _;
+    let env = TestEnv::new(Backend::Sqlite).await;
+    write_import(env.path(), "low");
+    let app = WebApp::start_in(env, "", std::sync::Arc::new(execgov::clock::SystemClock)).await;
+    let mut c = app.sign_in("alice").await;
+    let csrf = c.csrf().await;
+    let page = c
+        .post_form("/account/tokens", &[("csrf", &csrf), ("name", "files")])
+        .await;
+    let token = page
+        .body
+        .split("id=\"new-token\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
+    let data = csv(300);
+    let body = serde_json::json!({
+        "script": "import-csv",
+        "args": { "data": { "name": "api.csv", "base64": base64::engine::general_purpose::STANDARD.encode(&data) } }
+    });
+    let r = c.post_json("/api/v1/runs", &token, body).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = execgov::types::RunId(r.json()["run"]["id"].as_i64().unwrap());
+    let done = wait_final(&app.engine, id).await;
+    let out = done.output_tail.unwrap_or_default();
+    assert!(
+        out.contains("name: api.csv") && out.contains("bytes: 300"),
+        "{out}"
+    );
+    let bad = serde_json::json!({ "script": "import-csv", "args": { "data": { "name": "x.txt", "base64": "aGk=" } } });
+    let r = c.post_json("/api/v1/runs", &token, bad).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("is not a .csv file"), "{}", r.body);
+}

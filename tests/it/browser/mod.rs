@@ -5,6 +5,7 @@
 //!   the confirmation); a deny reason sent with Enter denies, never approves;
 //! - `layout.rs`: the lists and the audit page fit a laptop (1280 px) and a phone
 //!   (390 px) with no hidden column, timestamps on one line, log words unbroken;
+//! - `files.rs`: a file chosen in the run form reaches the script;
 //! - `step_up.rs`: enrol at /account/2fa reading the secret off the page, approve a critical run with a code;
 //! - `axe.rs`: axe-core finds no WCAG 2.1 AA violation on the pages people use.
 //!
@@ -353,5 +354,6 @@ fn screenshot_dir() -> PathBuf {
 
 mod axe;
 mod decisions;
+mod files;
 mod layout;
 mod step_up;
