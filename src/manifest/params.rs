@@ -198,8 +198,9 @@ impl Param {
     /// How to send this file parameter.
     pub fn attach_hint(&self) -> String {
         format!(
-            "{} is a file: attach it to the message that asks for the run (in chat), choose it in the \
-             web form, or pass `{}=@PATH` on the command line",
+            "{} is a file: in Slack attach it to a message that mentions ExecGov with the command; \
+             in Matrix send the file, then reply to it with the command; on the web choose it in \
+             the form; on the command line pass `{}=@PATH`",
             self.name_and_kind(),
             self.name
         )

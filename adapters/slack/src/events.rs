@@ -44,6 +44,9 @@ pub(crate) struct Event {
     ts: Option<String>,
     #[serde(default)]
     thread_ts: Option<String>,
+    /// Files shared with the message (`file_share`), for file parameters.
+    #[serde(default)]
+    files: Vec<crate::download::SharedFile>,
 }
 
 /// How to answer the request.
@@ -64,6 +67,7 @@ struct Said {
     text: String,
     /// Said in the bot's direct conversation (its App Home's messages tab).
     direct: bool,
+    files: Vec<crate::download::SharedFile>,
 }
 
 /// Records the event as seen and starts handling it; returns the ack.
@@ -96,7 +100,9 @@ fn said(e: &Event) -> Option<Said> {
         "message" => e.channel_type.as_deref() == Some("im"),
         _ => false,
     };
-    if !addressed || e.bot_id.is_some() || e.subtype.is_some() {
+    // A message with files is a `file_share`; other subtypes are edits and the like.
+    let plain = e.subtype.is_none() || e.subtype.as_deref() == Some("file_share");
+    if !addressed || e.bot_id.is_some() || !plain {
         return None;
     }
     let ts = e.ts.clone()?;
@@ -106,6 +112,7 @@ fn said(e: &Event) -> Option<Said> {
         thread_ts: e.thread_ts.clone().unwrap_or(ts),
         text: strip_mentions(e.text.as_deref().unwrap_or("")).to_string(),
         direct: e.channel_type.as_deref() == Some("im"),
+        files: e.files.clone(),
     })
 }
 
@@ -126,6 +133,14 @@ impl Slack {
         if self.bot_user_id().await == Some(said.user.as_str()) {
             return;
         }
+        let files = match self.download_all(&said.files).await {
+            Ok(f) => f,
+            Err(why) => {
+                self.tell(&said.channel, &said.user, Some(&said.thread_ts), &why)
+                    .await;
+                return;
+            }
+        };
         let inbound = Inbound {
             event_id: Some(event_id),
             actor: PlatformUser {
@@ -142,7 +157,7 @@ impl Slack {
                 implicit_run: false,
             },
             direct: said.direct,
-            files: Vec::new(),
+            files,
         };
         let reply = self.handler.handle(inbound).await;
         if reply.text.trim().is_empty() {

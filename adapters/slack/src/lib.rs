@@ -24,6 +24,7 @@
 mod api;
 mod blocks;
 mod commands;
+mod download;
 mod error;
 mod events;
 mod http;
@@ -54,8 +55,10 @@ pub struct Slack {
     handler: Arc<dyn InboundHandler>,
     /// The bot's own user id (`auth.test`), fetched once on first need.
     bot_user: tokio::sync::OnceCell<String>,
-    /// For Socket Mode's `wss://` connections.
+    /// For Socket Mode's `wss://` connections (and file downloads).
     ws_tls: Arc<rustls::ClientConfig>,
+    /// The Web API's base URL: file downloads go to https or to its host.
+    api_base: String,
 }
 
 impl fmt::Debug for Slack {
@@ -80,7 +83,7 @@ impl Slack {
         if settings.signing_secret.trim().is_empty() {
             return Err(SlackError::Config("signing_secret is empty".into()));
         }
-        let base = settings.api_base();
+        let base = settings.api_base().to_string();
         if !(base.starts_with("https://") || base.starts_with("http://")) {
             return Err(SlackError::Config(format!(
                 "api_url must be an http(s) URL, not {:?}",
@@ -94,7 +97,7 @@ impl Slack {
             .https_or_http()
             .enable_all_versions()
             .build();
-        let connector = SlackClientHyperConnector::with_connector(https).with_slack_api_url(base);
+        let connector = SlackClientHyperConnector::with_connector(https).with_slack_api_url(&base);
         let token = |value: &str| SlackApiToken::new(SlackApiTokenValue::new(value.to_string()));
         let app_token = settings
             .app_token
@@ -112,6 +115,7 @@ impl Slack {
             handler,
             bot_user: tokio::sync::OnceCell::new(),
             ws_tls: Arc::new(tls),
+            api_base: base,
         }))
     }
 

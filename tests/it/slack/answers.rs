@@ -248,6 +248,33 @@ pub(super) async fn upload(
     }
 }
 
+/// `GET /files-pri/{team}-{id}/{name}`: a shared file's bytes, for the bot
+/// token only (Slack answers others with its sign-in page; here a 403).
+pub(super) async fn download(
+    State(s): State<Arc<Shared>>,
+    Path((team_file, _name)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if auth != format!("Bearer {}", super::fake::BOT_TOKEN) {
+        return (StatusCode::FORBIDDEN, "sign in to Slack").into_response();
+    }
+    let id = team_file.rsplit('-').next().unwrap_or_default().to_string();
+    let bytes = {
+        let mut inner = s.lock();
+        *inner.downloads.entry(id.clone()).or_default() += 1;
+        inner.hosted.get(&id).cloned()
+    };
+    s.bump();
+    match bytes {
+        Some(b) => ([(header::CONTENT_TYPE, "application/octet-stream")], b).into_response(),
+        None => (StatusCode::NOT_FOUND, "file_not_found").into_response(),
+    }
+}
+
 /// A `response_url` (`POST /hooks/…`, JSON, no token): Slack answers `ok` as
 /// plain text; a URL used 5 times answers 404 `used_url`; a fault programmed
 /// for method `response_url` answers 404 with its code (`expired_url`).

@@ -96,6 +96,10 @@ pub(super) struct Inner {
     pub(super) posted: Vec<(String, String)>,
     /// How often each `response_url` was used (Slack allows 5).
     pub(super) hook_uses: std::collections::HashMap<String, u32>,
+    /// Files people shared, served at `url_private_download` to the bot token.
+    pub(super) hosted: std::collections::HashMap<String, Vec<u8>>,
+    /// How often each hosted file was downloaded.
+    pub(super) downloads: std::collections::HashMap<String, u32>,
     counter: u64,
 }
 
@@ -154,6 +158,7 @@ impl FakeSlack {
         let app = Router::new()
             .route("/api/{method}", any(answers::api))
             .route("/upload/{file_id}", post(answers::upload))
+            .route("/files-pri/{team_file}/{name}", get(answers::download))
             .route("/hooks/{*path}", post(answers::hook))
             .route("/socket", get(socket::upgrade))
             .with_state(shared.clone());
@@ -182,6 +187,28 @@ impl FakeSlack {
     /// The bot's `slack.api_url`.
     pub fn api_url(&self) -> String {
         format!("http://{}/api/", self.addr)
+    }
+
+    /// A file someone shared in Slack, as an event's `files` entry shows it;
+    /// its `url_private_download` serves the bytes to the bot token only.
+    pub fn host_file(&self, name: &str, bytes: Vec<u8>) -> Value {
+        let id = {
+            let mut inner = self.shared.lock();
+            let id = format!("F{:08}", inner.next());
+            inner.hosted.insert(id.clone(), bytes.clone());
+            id
+        };
+        let url = format!("http://{}/files-pri/{TEAM}-{id}/{name}", self.addr);
+        serde_json::json!({
+            "id": id, "name": name, "title": name, "mimetype": "text/csv", "filetype": "csv",
+            "size": bytes.len(), "mode": "hosted", "is_external": false,
+            "url_private": url, "url_private_download": format!("{url}?download=1"),
+        })
+    }
+
+    /// How often the hosted file `id` was downloaded.
+    pub fn downloads(&self, id: &str) -> u32 {
+        self.shared.lock().downloads.get(id).copied().unwrap_or(0)
     }
 
     /// Every call so far, in order.

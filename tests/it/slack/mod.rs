@@ -6,7 +6,7 @@
 //! Layout: `spawn_slack_app()` here; the fake in `fake.rs` (recording, waiting),
 //! `answers.rs` (what each method answers) and `socket.rs` (Socket Mode);
 //! requests in `sign.rs` + `payloads.rs`; tests in `flows.rs`, `late.rs`, `refusals.rs`,
-//! `approvals.rs`, `step_up.rs`, `reliability.rs`, `socket_mode.rs`.
+//! `approvals.rs`, `files.rs`, `step_up.rs`, `reliability.rs`, `socket_mode.rs`.
 
 mod answers;
 pub mod fake;
@@ -15,6 +15,7 @@ pub mod sign;
 pub mod socket;
 
 mod approvals;
+mod files;
 mod flows;
 mod late;
 mod refusals;
@@ -75,6 +76,8 @@ pub struct Options {
     pub socket_mode: bool,
     /// Register the critical script `vault-rotate` (step-up approval).
     pub critical: bool,
+    /// Register `import-csv`, which takes a file (at most 1 MiB, .csv).
+    pub files: bool,
 }
 
 /// The application serving `/slack/*`, with its fake Slack; stopped when dropped.
@@ -108,6 +111,9 @@ pub async fn spawn_slack_app_with(opts: Options) -> SlackApp {
     std::fs::write(manifests.join("scripts/slack_long.sh"), SLACK_LONG_SH).unwrap();
     if opts.critical {
         crate::step_up::write_critical(env.path());
+    }
+    if opts.files {
+        crate::files::write_import(env.path(), "low");
     }
     let secrets = env.path().join("secrets");
     std::fs::create_dir_all(&secrets).unwrap();
