@@ -282,6 +282,24 @@ impl Matrix {
             );
             return;
         }
+        // A command that replies to a file brings it (for a file parameter).
+        let files = match crate::files::replied_to(m.content.relates_to.as_ref()) {
+            Some(target) => match self.file_of(room, &target).await {
+                Ok(f) => f.into_iter().collect(),
+                Err(why) => {
+                    self.reply_later(
+                        room,
+                        root,
+                        &m.sender,
+                        m.event_id,
+                        execgov_chat::ReplyKind::Error,
+                        why,
+                    );
+                    return;
+                }
+            },
+            None => Vec::new(),
+        };
         let inbound = Inbound {
             event_id: Some(m.event_id.to_string()),
             actor: PlatformUser {
@@ -299,7 +317,7 @@ impl Matrix {
             },
             // Marked direct and nobody else in it (a DM can be joined later).
             direct: direct && room.active_members_count() <= 2,
-            files: Vec::new(),
+            files,
         };
         tracing::info!(event_id = %m.event_id, room = %room.room_id(), sender = %m.sender, "command");
         let reply = self.handler.handle(inbound).await;

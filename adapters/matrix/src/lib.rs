@@ -16,6 +16,7 @@
 //! - `render`: the core's messages as Matrix `body` + HTML `formatted_body`.
 
 mod error;
+mod files;
 mod identity;
 mod inbound;
 mod invites;

@@ -5,7 +5,7 @@
 //!
 //! Layout: `World` here (homeserver, people, rooms, config, bot); tests in
 //! `commands.rs` (runs, threads, edits, files, encryption, private answers),
-//! `approvals.rs` (reactions and `!approve`/`!deny`), `resilience.rs` (bot
+//! `files.rs` (a file replied to with the command), `approvals.rs` (reactions and `!approve`/`!deny`), `resilience.rs` (bot
 //! restart, homeserver restart), `identity.rs` (cross-signing, readiness,
 //! `m.mentions`) and `invites.rs`.
 
@@ -14,6 +14,7 @@ pub mod user;
 
 mod approvals;
 mod commands;
+mod files;
 mod identity;
 mod invites;
 mod resilience;

@@ -185,6 +185,34 @@ impl TestUser {
             .expect("joins the room");
     }
 
+    /// Shares a file in `room` (encrypted where the room is), as `m.file`.
+    pub async fn send_file(&self, room: &RoomId, name: &str, data: Vec<u8>) -> OwnedEventId {
+        let room = self.client.get_room(room).expect("a room this user is in");
+        room.send_attachment(
+            name,
+            &mime::TEXT_CSV,
+            data,
+            execgov_matrix::matrix_sdk::attachment::AttachmentConfig::new(),
+        )
+        .await
+        .expect("file sent")
+        .event_id
+    }
+
+    /// Sends `body` as a reply to the event `to`.
+    pub async fn reply(&self, room: &RoomId, to: &OwnedEventId, body: &str) -> OwnedEventId {
+        use execgov_matrix::matrix_sdk::ruma::events::relation::Reply;
+        use execgov_matrix::matrix_sdk::ruma::events::room::message::Relation;
+        let room = self.client.get_room(room).expect("a room this user is in");
+        let mut content = RoomMessageEventContent::text_plain(body);
+        content.relates_to = Some(Relation::Reply(Reply::with_event_id(to.clone())));
+        room.send(content)
+            .await
+            .expect("reply sent")
+            .response
+            .event_id
+    }
+
     pub async fn send(&self, room: &RoomId, body: &str) -> OwnedEventId {
         let room = self.client.get_room(room).expect("a room this user is in");
         room.send(RoomMessageEventContent::text_plain(body))
