@@ -97,6 +97,10 @@ pub(super) async fn prune(
                 args![p.run.0],
             )
             .await?;
+            // The files sent with the request go with the files it made; the
+            // arguments keep their names, sizes and sha256.
+            tx.execute("DELETE FROM run_inputs WHERE run_id = $1", args![p.run.0])
+                .await?;
             after.files_pruned_at = Some(now);
             did.files = true;
         }
