@@ -141,7 +141,7 @@ both_backends!(
                 "run import-csv",
                 "is not a .csv file",
             ),
-            (vec![], "run import-csv", "is a file: attach it"),
+            (vec![], "run import-csv", "is a file: in Slack attach it"),
             (
                 vec![file("a.csv", &data)],
                 "run import-csv data=b.csv",
