@@ -215,14 +215,7 @@ impl Param {
                 let exts = if extensions.is_empty() {
                     String::new()
                 } else {
-                    format!(
-                        "{}, ",
-                        extensions
-                            .iter()
-                            .map(|e| format!(".{e}"))
-                            .collect::<Vec<_>>()
-                            .join(" or ")
-                    )
+                    format!("{}, ", dotted(extensions))
                 };
                 format!(
                     "`{}` ({exts}at most {})",
@@ -260,14 +253,7 @@ impl Param {
             .map(str::to_ascii_lowercase)
             .unwrap_or_default();
         if !extensions.is_empty() && !extensions.contains(&ext) {
-            return Err(format!(
-                "`{name}` is not a {} file",
-                extensions
-                    .iter()
-                    .map(|e| format!(".{e}"))
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            ));
+            return Err(format!("`{name}` is not a {} file", dotted(extensions)));
         }
         if name.is_empty()
             || name.contains('/')
@@ -318,8 +304,7 @@ impl Param {
             } => {
                 parts.push("a file".to_string());
                 if !extensions.is_empty() {
-                    let exts: Vec<String> = extensions.iter().map(|e| format!(".{e}")).collect();
-                    parts.push(exts.join(" or "));
+                    parts.push(dotted(extensions));
                 }
                 parts.push(format!(
                     "at most {}",
@@ -530,6 +515,15 @@ impl Manifest {
         }
         Ok(args)
     }
+}
+
+/// `.csv or .txt`.
+fn dotted(extensions: &[String]) -> String {
+    extensions
+        .iter()
+        .map(|e| format!(".{e}"))
+        .collect::<Vec<_>>()
+        .join(" or ")
 }
 
 fn names(files: &[execgov_chat::Attachment]) -> String {

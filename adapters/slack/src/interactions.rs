@@ -217,28 +217,50 @@ fn input(view: &View, id: &str) -> Option<String> {
 }
 
 impl Slack {
+    /// Opens a decision dialog for a click; when Slack will not, tells the
+    /// clicker what to type instead.
+    async fn open_modal(
+        &self,
+        user: &str,
+        trigger_id: &str,
+        meta: &DenyMetadata,
+        view: &serde_json::Value,
+        what: &str,
+        fallback: &str,
+    ) {
+        if let Err(e) = self.api.open_view(trigger_id, view).await {
+            tracing::warn!(run_id = %meta.run_id, error = %e, "opening the {what} modal failed");
+            let text = format!("Could not open the {what} dialog; {fallback} instead.");
+            self.tell(&meta.channel_id, user, None, &text).await;
+        }
+    }
+
     async fn on_intent(self: Arc<Self>, user: String, trigger: Option<String>, intent: Intent) {
         let (channel_id, content) = match intent {
             Intent::OpenDeny { trigger_id, meta } => {
-                if let Err(e) = self.api.open_view(&trigger_id, &deny_modal(&meta)).await {
-                    tracing::warn!(run_id = %meta.run_id, error = %e, "opening the deny modal failed");
-                    let text = format!(
-                        "Could not open the deny dialog; type `deny {} <reason>` instead.",
-                        meta.run_id
-                    );
-                    self.tell(&meta.channel_id, &user, None, &text).await;
-                }
+                let fallback = format!("type `deny {} <reason>`", meta.run_id);
+                self.open_modal(
+                    &user,
+                    &trigger_id,
+                    &meta,
+                    &deny_modal(&meta),
+                    "deny",
+                    &fallback,
+                )
+                .await;
                 return;
             }
             Intent::OpenApprove { trigger_id, meta } => {
-                if let Err(e) = self.api.open_view(&trigger_id, &approve_modal(&meta)).await {
-                    tracing::warn!(run_id = %meta.run_id, error = %e, "opening the approve modal failed");
-                    let text = format!(
-                        "Could not open the approve dialog; type `/run approve {} CODE` instead.",
-                        meta.run_id
-                    );
-                    self.tell(&meta.channel_id, &user, None, &text).await;
-                }
+                let fallback = format!("type `/run approve {} CODE`", meta.run_id);
+                self.open_modal(
+                    &user,
+                    &trigger_id,
+                    &meta,
+                    &approve_modal(&meta),
+                    "approve",
+                    &fallback,
+                )
+                .await;
                 return;
             }
             Intent::Approve {
