@@ -69,7 +69,7 @@ impl Engine {
         script: &str,
         raw: &[(String, String)],
     ) -> anyhow::Result<Result<Explanation, String>> {
-        let a = match self.assess(actor, place, script, raw, &[]) {
+        let a = match self.assess(actor, place, script, raw, &[], true) {
             Ok(a) => a,
             Err((message, _)) => return Ok(Err(message)),
         };

@@ -48,10 +48,19 @@ impl Engine {
         script: &str,
         raw: &[(String, String)],
         files: &[Attachment],
+        explain: bool,
     ) -> Result<Assessment, (String, Option<ArgError>)> {
-        let Some(manifest) = self.manifest(script) else {
+        let Some(mut manifest) = self.manifest(script) else {
             return Err((self.unknown_script(script), None));
         };
+        if explain {
+            // `explain` sends no file: a file parameter is not missing there.
+            for p in manifest.params.iter_mut() {
+                if matches!(p.kind, crate::manifest::ParamKind::File { .. }) {
+                    p.required = false;
+                }
+            }
+        }
         let (args, inputs) = manifest.validate_with_files(raw, files).map_err(|e| {
             let text = format!("{e}\nusage: {}", short_usage(&manifest));
             (text, Some(e))
@@ -113,7 +122,7 @@ impl Engine {
         break_glass: Option<&str>,
     ) -> anyhow::Result<RequestAnswer> {
         let now = self.now();
-        let a = match self.assess(actor, place, script, raw, files) {
+        let a = match self.assess(actor, place, script, raw, files, false) {
             Ok(a) => a,
             Err((message, arg_error)) => {
                 let sent: Vec<serde_json::Value> = files

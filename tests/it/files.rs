@@ -123,6 +123,14 @@ both_backends!(
         );
         assert!(out.contains("name: customers.csv"), "{out}");
 
+        // `explain` needs no file to say who may run it.
+        let explained = say(e, &person("carol"), "explain import-csv").await;
+        assert!(
+            !explained.is_error() && explained.text.contains("you may ask for it here"),
+            "{}",
+            explained.text
+        );
+
         // Refused, with a clear answer, and nothing recorded.
         let before = e
             .store()
