@@ -112,14 +112,15 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub python: Option<PythonEnv>,
     /// Files sent with the request (`type = "file"` parameters): the runner
-    /// saves each in the run folder, checks its sha256, and puts its path where
-    /// its `token` is in `argv`.
+    /// fetches each, checks its sha256, saves it in the run folder, and puts
+    /// its path where its `token` is in `argv`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<InputFile>,
 }
 
-/// A file sent with a request, with its bytes.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A file sent with a request. Its bytes come from
+/// `GET /runner/v1/runs/{run}/inputs/{n}` (n from 1, in this list's order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputFile {
     /// What stands for the file's path in `argv`.
     pub token: String,
@@ -127,18 +128,7 @@ pub struct InputFile {
     pub name: String,
     /// Lowercase hex SHA-256 of its bytes, as the run's arguments (and approval) carry it.
     pub sha256: String,
-    /// Its bytes, base64.
-    pub data: String,
-}
-
-impl std::fmt::Debug for InputFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InputFile")
-            .field("name", &self.name)
-            .field("sha256", &self.sha256)
-            .field("base64_len", &self.data.len())
-            .finish()
-    }
+    pub size: u64,
 }
 
 /// The Python environment a run needs, built where it runs (see

@@ -68,25 +68,27 @@ pub(super) fn build(engine: &Engine, run: &Run) -> Result<Job, String> {
     })
 }
 
-/// The files sent with `run`, for its job (see `InputFile`).
+/// The files sent with `run`, for its job (see `InputFile`): their bytes
+/// the runner fetches on its own (`reports::input`).
 pub(super) async fn inputs(
     engine: &Engine,
     run: &Run,
 ) -> Result<Vec<execgov_runner::protocol::InputFile>, crate::store::StoreError> {
-    use base64::Engine as _;
     let files = engine.store().run_inputs(run.id).await?;
     Ok(files
         .into_iter()
-        .map(|f| execgov_runner::protocol::InputFile {
-            token: crate::types::FileArg {
-                name: f.name.clone(),
+        .map(|f| {
+            let arg = crate::types::FileArg {
+                name: f.name,
                 size: f.data.len() as u64,
-                sha256: f.sha256.clone(),
+                sha256: f.sha256,
+            };
+            execgov_runner::protocol::InputFile {
+                token: arg.token(),
+                name: arg.name,
+                sha256: arg.sha256,
+                size: arg.size,
             }
-            .token(),
-            name: f.name,
-            sha256: f.sha256,
-            data: base64::engine::general_purpose::STANDARD.encode(&f.data),
         })
         .collect())
 }

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{post, put};
+use axum::routing::{get, post, put};
 
 use crate::engine::Engine;
 
@@ -68,5 +68,6 @@ pub fn router(engine: Arc<Engine>) -> Router {
             put(reports::artifact).layer(DefaultBodyLimit::max(artifact_cap)),
         )
         .route("/runner/v1/runs/{id}/finish", post(reports::finish))
+        .route("/runner/v1/runs/{id}/inputs/{n}", get(reports::input))
         .with_state(api)
 }

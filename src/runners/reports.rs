@@ -28,6 +28,24 @@ pub(super) struct At {
     at: u64,
 }
 
+/// `GET /runner/v1/runs/{id}/inputs/{n}`: the bytes of the n-th file (from 1)
+/// sent with a run this runner holds and runs.
+pub(super) async fn input(
+    State(api): State<RunnerApi>,
+    RunnerCaller(runner): RunnerCaller,
+    Path((id, n)): Path<(String, usize)>,
+) -> Result<Vec<u8>, RunnerApiError> {
+    let id = run_id(&id)?;
+    running(&api, id, &runner.name).await?;
+    let files = api.engine.store().run_inputs(id).await?;
+    files
+        .into_iter()
+        .nth(n.saturating_sub(1))
+        .filter(|_| n >= 1)
+        .map(|f| f.data)
+        .ok_or_else(|| RunnerApiError::NotFound(format!("run {id} has no file {n}")))
+}
+
 /// `POST /runner/v1/runs/{id}/log?at=N`.
 pub(super) async fn log(
     State(api): State<RunnerApi>,

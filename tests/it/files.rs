@@ -202,6 +202,29 @@ async fn the_cli_sends_a_file_with_at_path() {
         out.contains("name: people.csv") && out.contains("bytes: 500"),
         "{out}"
     );
+    // Larger than a runner's poll answer may be (16 MiB): the file comes on its own.
+    let manifest = env.path().join("manifests/import-csv.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("max_size = \"1MiB\"", "max_size = \"32MiB\""),
+    )
+    .unwrap();
+    std::fs::write(&path, csv(20 * 1024 * 1024)).unwrap();
+    let o = execgov(
+        &env.config_path(),
+        &["run", "import-csv", &arg, "--wait", "--as", "alice"],
+    );
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains(&format!("bytes: {}", 20 * 1024 * 1024)),
+        "{out}"
+    );
     let missing = execgov(
         &env.config_path(),
         &[

@@ -137,6 +137,25 @@ impl Http {
         .await
     }
 
+    /// `GET` raw bytes (a file sent with a request), at most `cap` of them.
+    pub async fn get_bytes(
+        &self,
+        path: &str,
+        cap: usize,
+        deadline: Duration,
+    ) -> Result<Bytes, CallError> {
+        self.call_capped(
+            Method::GET,
+            path,
+            "application/octet-stream",
+            None,
+            Vec::new(),
+            deadline,
+            cap,
+        )
+        .await
+    }
+
     async fn call(
         &self,
         method: Method,
@@ -145,6 +164,29 @@ impl Http {
         header: Option<(&str, &str)>,
         body: Vec<u8>,
         deadline: Duration,
+    ) -> Result<Bytes, CallError> {
+        self.call_capped(
+            method,
+            path,
+            content_type,
+            header,
+            body,
+            deadline,
+            MAX_ANSWER,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn call_capped(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        header: Option<(&str, &str)>,
+        body: Vec<u8>,
+        deadline: Duration,
+        cap: usize,
     ) -> Result<Bytes, CallError> {
         let mut req = Request::builder()
             .method(method)
@@ -170,7 +212,7 @@ impl Http {
                 .await
                 .map_err(|e| CallError::Unreachable(error_chain(&e)))?;
             let status = resp.status();
-            let body = http_body_util::Limited::new(resp.into_body(), MAX_ANSWER)
+            let body = http_body_util::Limited::new(resp.into_body(), cap)
                 .collect()
                 .await
                 .map_err(|e| CallError::Unreachable(format!("reading the answer: {e}")))?

@@ -33,7 +33,13 @@ pub(super) async fn run(shared: Arc<Shared>, job: Job, held: Arc<Held>, slot_don
         _ = held.cancel.cancelled() => Err((Ending::Cancelled, "cancelled while its Python environment was being prepared".to_string())),
         p = python(&shared, &job) => p,
     };
-    let (ended, sent) = match python.and_then(|py| prepare(&shared, &job, &log, py)) {
+    let inputs = match python {
+        Ok(_) => fetch_inputs(&shared, &job).await,
+        Err(_) => Ok(Vec::new()),
+    };
+    let ready = python.and_then(|py| inputs.map(|files| (py, files)));
+    let (ended, sent) = match ready.and_then(|(py, files)| prepare(&shared, &job, &log, py, files))
+    {
         Ok((spec, used)) => {
             held.started.store(true, Ordering::Relaxed);
             let (outcome, sent) = execute(&shared, &held, spec, &log).await;
@@ -136,6 +142,7 @@ fn prepare(
     job: &Job,
     log: &Path,
     python: Option<PythonRun>,
+    files: Vec<Vec<u8>>,
 ) -> Result<(ExecSpec, Option<PythonUsed>), (Ending, String)> {
     let scripts = &shared.opts.scripts;
     let mut argv = job.argv.clone();
@@ -211,7 +218,7 @@ fn prepare(
     });
     let run_dir = fresh_run_dir(&shared.opts.runs_dir, job.run)
         .map_err(|e| (Ending::NotStarted, format!("making the run folder: {e}")))?;
-    let inputs = inputs(job, &run_dir, &mut argv)?;
+    let inputs = inputs(job, files, &run_dir, &mut argv)?;
     let lib = python_lib(&shared.opts.runs_dir).map_err(|e| {
         (
             Ending::NotStarted,
@@ -241,18 +248,54 @@ fn prepare(
 /// A request's file as the run folder gets it: its path there, its bytes.
 type SavedInput = (PathBuf, Vec<u8>);
 
-/// The request's files: each checked against its sha256, to be saved as
-/// `inputs/<n>/<name>` in the run folder, its absolute path put where its
-/// token is in `argv`.
+/// The most bytes one file sent with a request may have (a manifest's
+/// `max_size` is at most 64 MiB).
+const MAX_INPUT: usize = 64 << 20;
+
+/// The bytes of each file sent with the request, from the server, each
+/// checked against its sha256.
+async fn fetch_inputs(shared: &Shared, job: &Job) -> Result<Vec<Vec<u8>>, (Ending, String)> {
+    let mut out = Vec::with_capacity(job.inputs.len());
+    for (i, input) in job.inputs.iter().enumerate() {
+        let path = format!("/runs/{}/inputs/{}", job.run, i + 1);
+        let data = shared
+            .http
+            .get_bytes(&path, MAX_INPUT, Duration::from_secs(300))
+            .await
+            .map_err(|e| {
+                (
+                    Ending::NotStarted,
+                    format!(
+                        "fetching the file `{}` sent with the request: {e}",
+                        input.name
+                    ),
+                )
+            })?;
+        let sha256 = hex::encode(Sha256::digest(&data));
+        if sha256 != input.sha256 {
+            return Err((
+                Ending::Refused,
+                format!(
+                    "file `{}`: its bytes (sha256 {sha256}) are not the approved ones (sha256 {})",
+                    input.name, input.sha256
+                ),
+            ));
+        }
+        out.push(data.to_vec());
+    }
+    Ok(out)
+}
+
+/// The request's files: each to be saved as `inputs/<n>/<name>` in the run
+/// folder, its absolute path put where its token is in `argv`.
 fn inputs(
     job: &Job,
+    files: Vec<Vec<u8>>,
     run_dir: &Path,
     argv: &mut [String],
 ) -> Result<Vec<SavedInput>, (Ending, String)> {
-    use base64::Engine as _;
     let mut out = Vec::with_capacity(job.inputs.len());
-    for (i, input) in job.inputs.iter().enumerate() {
-        let refuse = |why: String| (Ending::Refused, format!("file `{}`: {why}", input.name));
+    for (i, (input, data)) in job.inputs.iter().zip(files).enumerate() {
         let plain = Path::new(&input.name);
         if input.name.is_empty()
             || plain.components().count() != 1
@@ -261,17 +304,10 @@ fn inputs(
                 Some(std::path::Component::Normal(_))
             )
         {
-            return Err(refuse("not a plain file name".into()));
-        }
-        let data = base64::engine::general_purpose::STANDARD
-            .decode(&input.data)
-            .map_err(|e| refuse(format!("its bytes are not base64 ({e})")))?;
-        let sha256 = hex::encode(Sha256::digest(&data));
-        if sha256 != input.sha256 {
-            return Err(refuse(format!(
-                "its bytes (sha256 {sha256}) are not the approved ones (sha256 {})",
-                input.sha256
-            )));
+            return Err((
+                Ending::Refused,
+                format!("file `{}`: not a plain file name", input.name),
+            ));
         }
         let rel = PathBuf::from("inputs")
             .join((i + 1).to_string())
