@@ -6,13 +6,15 @@
 //! schedule's cron expression; `params` turns user input into typed [`Args`];
 //! `template` is the argv template; `rules` reads `[[rule]]` and applies the
 //! one that holds for a request; `python` reads `[python]` (script,
-//! requirements, PEP 723); `exec` builds argv and the digest; `catalog`
+//! requirements, PEP 723); `files` binds a request's files to `type = "file"`
+//! parameters; `exec` builds argv and the digest; `catalog`
 //! loads a folder into a [`Catalog`].
 
 mod catalog;
 mod check;
 mod crontab;
 mod exec;
+mod files;
 mod params;
 mod python;
 mod rules;

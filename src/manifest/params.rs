@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::Manifest;
+use super::files::dotted;
 use crate::config::spans::closest;
-use crate::types::{ArgValue, Args, FileInput};
+use crate::types::{ArgValue, Args};
 
 /// One `[[param]]` of a manifest.
 #[derive(Debug, Clone)]
@@ -195,81 +196,6 @@ impl Param {
         }
     }
 
-    /// How to send this file parameter.
-    pub fn attach_hint(&self) -> String {
-        format!(
-            "{} is a file: in Slack attach it to a message that mentions ExecGov with the command; \
-             in Matrix send the file, then reply to it with the command; on the web choose it in \
-             the form; on the command line pass `{}=@PATH`",
-            self.name_and_kind(),
-            self.name
-        )
-    }
-
-    fn name_and_kind(&self) -> String {
-        match &self.kind {
-            ParamKind::File {
-                max_size,
-                extensions,
-            } => {
-                let exts = if extensions.is_empty() {
-                    String::new()
-                } else {
-                    format!("{}, ", dotted(extensions))
-                };
-                format!(
-                    "`{}` ({exts}at most {})",
-                    self.name,
-                    bytesize::ByteSize::b(*max_size).display().iec()
-                )
-            }
-            _ => format!("`{}`", self.name),
-        }
-    }
-
-    /// Checks a file that arrived for this parameter and makes its value:
-    /// its size and extension against the manifest, its SHA-256 computed.
-    pub fn bind_file(&self, name: &str, data: &[u8]) -> Result<ArgValue, String> {
-        use sha2::Digest as _;
-        let ParamKind::File {
-            max_size,
-            extensions,
-        } = &self.kind
-        else {
-            return Err(format!("`{}` is not a file parameter", self.name));
-        };
-        let size = data.len() as u64;
-        if size > *max_size {
-            return Err(format!(
-                "`{name}` is {}; {} takes at most {}",
-                bytesize::ByteSize::b(size).display().iec(),
-                self.name,
-                bytesize::ByteSize::b(*max_size).display().iec()
-            ));
-        }
-        let ext = std::path::Path::new(name)
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .unwrap_or_default();
-        if !extensions.is_empty() && !extensions.contains(&ext) {
-            return Err(format!("`{name}` is not a {} file", dotted(extensions)));
-        }
-        if name.is_empty()
-            || name.contains('/')
-            || name.contains('\0')
-            || name == "."
-            || name == ".."
-        {
-            return Err(format!("`{name}` is not a file name"));
-        }
-        Ok(ArgValue::File(crate::types::FileArg {
-            name: name.to_string(),
-            size,
-            sha256: hex::encode(sha2::Sha256::digest(data)),
-        }))
-    }
-
     /// `days (int 1..=365, default 30)`, for usage text.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
@@ -342,108 +268,11 @@ impl Manifest {
         self.validate_into(Args::new(), raw)
     }
 
-    /// Like [`Manifest::validate_args`], with the files that came with the
-    /// request bound to the file parameters: by name (`data=report.csv` names
-    /// the attached `report.csv`), or the one file to the one file parameter
-    /// left. Answers the arguments and the files to keep with the run.
-    pub fn validate_with_files(
+    pub(super) fn validate_into(
         &self,
+        mut args: Args,
         raw: &[(String, String)],
-        files: &[execgov_chat::Attachment],
-    ) -> Result<(Args, Vec<FileInput>), ArgError> {
-        let is_file = |k: &str| {
-            self.params
-                .iter()
-                .any(|p| p.name == k && matches!(p.kind, ParamKind::File { .. }))
-        };
-        let mut used = vec![false; files.len()];
-        let mut bound: Vec<(&Param, usize)> = Vec::new();
-        for (key, value) in raw.iter().filter(|(k, _)| is_file(k)) {
-            let param = self.param_named(key)?;
-            if bound.iter().any(|(p, _)| p.name == *key) {
-                return Err(repeated(key));
-            }
-            let Some(i) = (0..files.len()).find(|i| !used[*i] && files[*i].name == *value) else {
-                return Err(ArgError {
-                    param: Some(key.clone()),
-                    message: if files.is_empty() {
-                        param.attach_hint()
-                    } else {
-                        format!(
-                            "no attached file is named `{value}` (attached: {})",
-                            names(files)
-                        )
-                    },
-                });
-            };
-            used[i] = true;
-            bound.push((param, i));
-        }
-        let open: Vec<&Param> = self
-            .params
-            .iter()
-            .filter(|p| matches!(p.kind, ParamKind::File { .. }))
-            .filter(|p| !bound.iter().any(|(b, _)| b.name == p.name))
-            .collect();
-        let left: Vec<usize> = (0..files.len()).filter(|i| !used[*i]).collect();
-        match (open.as_slice(), left.as_slice()) {
-            (_, []) => {}
-            ([one], [i]) => bound.push((one, *i)),
-            ([], _) => {
-                return Err(ArgError {
-                    param: None,
-                    message: if bound.is_empty() {
-                        format!(
-                            "this script takes no file, but {} came with the request",
-                            names(files)
-                        )
-                    } else {
-                        format!(
-                            "{} came with the request but no parameter takes it",
-                            names_of(files, &left)
-                        )
-                    },
-                });
-            }
-            _ => {
-                return Err(ArgError {
-                    param: None,
-                    message: format!(
-                        "several files came ({}) for several file parameters: say which is which, e.g. `{}={}`",
-                        names_of(files, &left),
-                        open[0].name,
-                        files[left[0]].name
-                    ),
-                });
-            }
-        }
-        let mut args = Args::new();
-        let mut inputs = Vec::new();
-        for (param, i) in bound {
-            let file = &files[i];
-            let value = param
-                .bind_file(&file.name, &file.data)
-                .map_err(|message| ArgError {
-                    param: Some(param.name.clone()),
-                    message,
-                })?;
-            if let ArgValue::File(f) = &value {
-                inputs.push(FileInput {
-                    param: param.name.clone(),
-                    name: f.name.clone(),
-                    sha256: f.sha256.clone(),
-                    data: file.data.clone(),
-                });
-            }
-            args.insert(param.name.clone(), value);
-        }
-        let rest: Vec<(String, String)> =
-            raw.iter().filter(|(k, _)| !is_file(k)).cloned().collect();
-        let args = self.validate_into(args, &rest)?;
-        Ok((args, inputs))
-    }
-
-    fn validate_into(&self, mut args: Args, raw: &[(String, String)]) -> Result<Args, ArgError> {
+    ) -> Result<Args, ArgError> {
         for (key, value) in raw {
             let param = self.param_named(key)?;
             let value = param.parse_raw(value).map_err(|message| ArgError {
@@ -472,7 +301,7 @@ impl Manifest {
         self.fill_defaults(args)
     }
 
-    fn param_named(&self, key: &str) -> Result<&Param, ArgError> {
+    pub(super) fn param_named(&self, key: &str) -> Result<&Param, ArgError> {
         if let Some(p) = self.params.iter().find(|p| p.name == key) {
             return Ok(p);
         }
@@ -517,32 +346,7 @@ impl Manifest {
     }
 }
 
-/// `.csv or .txt`.
-fn dotted(extensions: &[String]) -> String {
-    extensions
-        .iter()
-        .map(|e| format!(".{e}"))
-        .collect::<Vec<_>>()
-        .join(" or ")
-}
-
-fn names(files: &[execgov_chat::Attachment]) -> String {
-    files
-        .iter()
-        .map(|f| format!("`{}`", f.name))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn names_of(files: &[execgov_chat::Attachment], which: &[usize]) -> String {
-    which
-        .iter()
-        .map(|i| format!("`{}`", files[*i].name))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn repeated(key: &str) -> ArgError {
+pub(super) fn repeated(key: &str) -> ArgError {
     ArgError {
         param: None,
         message: format!("parameter `{key}` given more than once"),
