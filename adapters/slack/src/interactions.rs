@@ -146,28 +146,23 @@ fn intents(p: &Interaction) -> Result<Vec<Intent>, BadInteraction> {
                         channel_id: channel_id()?,
                         code: None,
                     }),
-                    APPROVE_CODE_ACTION => out.push(Intent::OpenApprove {
-                        trigger_id: p
+                    APPROVE_CODE_ACTION | DENY_ACTION => {
+                        // Both open a dialog that remembers where the click was.
+                        let trigger_id = p
                             .trigger_id
                             .clone()
-                            .ok_or(BadInteraction("no trigger_id"))?,
-                        meta: DenyMetadata {
+                            .ok_or(BadInteraction("no trigger_id"))?;
+                        let meta = DenyMetadata {
                             run_id,
                             channel_id: channel_id()?,
                             message_ts: message_ts.clone(),
-                        },
-                    }),
-                    DENY_ACTION => out.push(Intent::OpenDeny {
-                        trigger_id: p
-                            .trigger_id
-                            .clone()
-                            .ok_or(BadInteraction("no trigger_id"))?,
-                        meta: DenyMetadata {
-                            run_id,
-                            channel_id: channel_id()?,
-                            message_ts: message_ts.clone(),
-                        },
-                    }),
+                        };
+                        out.push(if action.action_id == DENY_ACTION {
+                            Intent::OpenDeny { trigger_id, meta }
+                        } else {
+                            Intent::OpenApprove { trigger_id, meta }
+                        });
+                    }
                     _ => {}
                 }
             }

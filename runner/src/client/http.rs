@@ -105,14 +105,15 @@ impl Http {
     ) -> Result<R, CallError> {
         let bytes = serde_json::to_vec(body).expect("protocol messages serialize");
         let answer = self
-            .call(
-                Method::POST,
+            .call(Call {
+                method: Method::POST,
                 path,
-                "application/json",
-                None,
-                bytes,
+                content_type: "application/json",
+                header: None,
+                body: bytes,
                 deadline,
-            )
+                cap: MAX_ANSWER,
+            })
             .await?;
         decode(&answer)
     }
@@ -126,14 +127,15 @@ impl Http {
         bytes: Vec<u8>,
         deadline: Duration,
     ) -> Result<Bytes, CallError> {
-        self.call(
+        self.call(Call {
             method,
             path,
-            "application/octet-stream",
+            content_type: "application/octet-stream",
             header,
-            bytes,
+            body: bytes,
             deadline,
-        )
+            cap: MAX_ANSWER,
+        })
         .await
     }
 
@@ -144,50 +146,28 @@ impl Http {
         cap: usize,
         deadline: Duration,
     ) -> Result<Bytes, CallError> {
-        self.call_capped(
-            Method::GET,
+        self.call(Call {
+            method: Method::GET,
             path,
-            "application/octet-stream",
-            None,
-            Vec::new(),
+            content_type: "application/octet-stream",
+            header: None,
+            body: Vec::new(),
             deadline,
             cap,
-        )
+        })
         .await
     }
 
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        content_type: &str,
-        header: Option<(&str, &str)>,
-        body: Vec<u8>,
-        deadline: Duration,
-    ) -> Result<Bytes, CallError> {
-        self.call_capped(
+    async fn call(&self, c: Call<'_>) -> Result<Bytes, CallError> {
+        let Call {
             method,
             path,
             content_type,
             header,
             body,
             deadline,
-            MAX_ANSWER,
-        )
-        .await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn call_capped(
-        &self,
-        method: Method,
-        path: &str,
-        content_type: &str,
-        header: Option<(&str, &str)>,
-        body: Vec<u8>,
-        deadline: Duration,
-        cap: usize,
-    ) -> Result<Bytes, CallError> {
+            cap,
+        } = c;
         let mut req = Request::builder()
             .method(method)
             .uri(format!("{}{PREFIX}{path}", self.base))
@@ -227,6 +207,17 @@ impl Http {
         }
         Err(refused(status, &body))
     }
+}
+
+/// One request to the server, and how much of its answer is read at most.
+struct Call<'a> {
+    method: Method,
+    path: &'a str,
+    content_type: &'a str,
+    header: Option<(&'a str, &'a str)>,
+    body: Vec<u8>,
+    deadline: Duration,
+    cap: usize,
 }
 
 fn decode<R: DeserializeOwned>(answer: &[u8]) -> Result<R, CallError> {
