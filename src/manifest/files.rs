@@ -67,13 +67,23 @@ impl Param {
         if !extensions.is_empty() && !extensions.contains(&ext) {
             return Err(format!("`{name}` is not a {} file", dotted(extensions)));
         }
+        // What approvers read must be what it is: no control or invisible
+        // characters (a newline or a bidi override could dress the name up).
+        let hidden = |c: char| {
+            c.is_control()
+                || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
+        };
         if name.is_empty()
+            || name.len() > 255
             || name.contains('/')
-            || name.contains('\0')
+            || name.chars().any(hidden)
             || name == "."
             || name == ".."
         {
-            return Err(format!("`{name}` is not a file name"));
+            return Err(format!(
+                "{:?} is not a file name ExecGov takes (at most 255 bytes, no `/`, no control or invisible characters); rename it and send it again",
+                name.chars().take(80).collect::<String>()
+            ));
         }
         Ok(ArgValue::File(crate::types::FileArg {
             name: name.to_string(),

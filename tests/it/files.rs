@@ -156,6 +156,16 @@ both_backends!(
                 "no attached file is named `b.csv`",
             ),
             (vec![file("a.csv", &data)], "run echo-args", "takes no file"),
+            (
+                vec![file("evil\u{202E}vsc.exe.csv", &data)],
+                "run import-csv",
+                "is not a file name ExecGov takes",
+            ),
+            (
+                vec![file("two\nlines.csv", &data)],
+                "run import-csv",
+                "no control or invisible characters",
+            ),
         ] {
             let r = send(e, "alice", line, files).await;
             assert!(r.is_error() && r.text.contains(says), "{line}: {}", r.text);
