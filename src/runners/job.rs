@@ -74,21 +74,14 @@ pub(super) async fn inputs(
     engine: &Engine,
     run: &Run,
 ) -> Result<Vec<execgov_runner::protocol::InputFile>, crate::store::StoreError> {
-    let files = engine.store().run_inputs(run.id).await?;
+    let files = engine.store().run_input_list(run.id).await?;
     Ok(files
         .into_iter()
-        .map(|f| {
-            let arg = crate::types::FileArg {
-                name: f.name,
-                size: f.data.len() as u64,
-                sha256: f.sha256,
-            };
-            execgov_runner::protocol::InputFile {
-                token: arg.token(),
-                name: arg.name,
-                sha256: arg.sha256,
-                size: arg.size,
-            }
+        .map(|f| execgov_runner::protocol::InputFile {
+            token: f.token(),
+            name: f.name,
+            sha256: f.sha256,
+            size: f.size,
         })
         .collect())
 }

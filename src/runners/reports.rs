@@ -37,13 +37,11 @@ pub(super) async fn input(
 ) -> Result<Vec<u8>, RunnerApiError> {
     let id = run_id(&id)?;
     running(&api, id, &runner.name).await?;
-    let files = api.engine.store().run_inputs(id).await?;
-    files
-        .into_iter()
-        .nth(n.saturating_sub(1))
-        .filter(|_| n >= 1)
-        .map(|f| f.data)
-        .ok_or_else(|| RunnerApiError::NotFound(format!("run {id} has no file {n}")))
+    let data = match n.checked_sub(1) {
+        Some(i) => api.engine.store().run_input_data(id, i as i64).await?,
+        None => None,
+    };
+    data.ok_or_else(|| RunnerApiError::NotFound(format!("run {id} has no file {n}")))
 }
 
 /// `POST /runner/v1/runs/{id}/log?at=N`.

@@ -279,24 +279,39 @@ pub(super) async fn lapse_leases(tx: &mut Tx<'_>, now: i64) -> Result<Vec<Run>, 
 }
 
 impl Store {
-    /// The files sent with run `id` (its file parameters), with their bytes.
-    pub async fn run_inputs(&self, id: RunId) -> Result<Vec<crate::types::FileInput>, StoreError> {
+    /// The files sent with run `id` (its file parameters), in parameter order,
+    /// without their bytes.
+    pub async fn run_input_list(
+        &self,
+        id: RunId,
+    ) -> Result<Vec<crate::types::FileArg>, StoreError> {
         let rows = self
             .fetch_all(
-                "SELECT param, name, sha256, data FROM run_inputs WHERE run_id = $1 ORDER BY param",
+                "SELECT name, sha256, CAST(length(data) AS BIGINT) AS size FROM run_inputs \
+                 WHERE run_id = $1 ORDER BY param",
                 args![id.0],
             )
             .await?;
         rows.iter()
             .map(|r| {
-                Ok(crate::types::FileInput {
-                    param: r.get("param")?,
+                Ok(crate::types::FileArg {
                     name: r.get("name")?,
                     sha256: r.get("sha256")?,
-                    data: r.get("data")?,
+                    size: r.get::<i64>("size")? as u64,
                 })
             })
             .collect()
+    }
+
+    /// The bytes of the `n`-th file (from 0, in [`Store::run_input_list`]'s order) of run `id`.
+    pub async fn run_input_data(&self, id: RunId, n: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.fetch_optional(
+            "SELECT data FROM run_inputs WHERE run_id = $1 ORDER BY param LIMIT 1 OFFSET $2",
+            args![id.0, n],
+        )
+        .await?
+        .map(|r| r.first())
+        .transpose()
     }
 
     /// Records a request in the state policy chose (`Refused`, `AwaitingApproval` or
