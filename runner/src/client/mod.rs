@@ -6,6 +6,7 @@
 //!
 //! - `mod.rs`: options and the poll loop (slots, leases, cancels, shutdown).
 //! - `job.rs`: one run: digests checked, environment, run, outcome spooled.
+//! - `inputs.rs`: the files sent with a request, fetched, checked, placed.
 //! - `spool.rs`: a held run, and its log and outcome on disk until delivered.
 //! - `deliver.rs`: the log streamed while it runs; files and finish delivered.
 //! - `credential.rs`: trading an enrolment token for the runner's credential.
@@ -15,6 +16,7 @@
 mod credential;
 mod deliver;
 mod http;
+mod inputs;
 mod job;
 pub mod pyenv;
 mod spool;
