@@ -7,7 +7,7 @@
 use crate::Slack;
 use crate::blocks::{
     APPROVE_ACTION, APPROVE_CALLBACK_ID, APPROVE_CODE_ACTION, CODE_INPUT, DENY_ACTION,
-    DENY_CALLBACK_ID, DenyMetadata, REASON_INPUT, approve_modal, deny_modal,
+    DENY_CALLBACK_ID, DialogMetadata, REASON_INPUT, approve_modal, deny_modal,
 };
 use execgov_chat::{Inbound, InboundContent, Place, Platform, PlatformUser, ReplyKind};
 use serde::Deserialize;
@@ -90,14 +90,14 @@ enum Intent {
     },
     OpenApprove {
         trigger_id: String,
-        meta: DenyMetadata,
+        meta: DialogMetadata,
     },
     OpenDeny {
         trigger_id: String,
-        meta: DenyMetadata,
+        meta: DialogMetadata,
     },
     Deny {
-        meta: DenyMetadata,
+        meta: DialogMetadata,
         reason: Option<String>,
     },
 }
@@ -152,7 +152,7 @@ fn intents(p: &Interaction) -> Result<Vec<Intent>, BadInteraction> {
                             .trigger_id
                             .clone()
                             .ok_or(BadInteraction("no trigger_id"))?;
-                        let meta = DenyMetadata {
+                        let meta = DialogMetadata {
                             run_id,
                             channel_id: channel_id()?,
                             message_ts: message_ts.clone(),
@@ -176,7 +176,7 @@ fn intents(p: &Interaction) -> Result<Vec<Intent>, BadInteraction> {
             if callback != Some(DENY_CALLBACK_ID) && callback != Some(APPROVE_CALLBACK_ID) {
                 return Ok(Vec::new());
             }
-            let meta: DenyMetadata = view
+            let meta: DialogMetadata = view
                 .private_metadata
                 .as_deref()
                 .and_then(|m| serde_json::from_str(m).ok())
@@ -218,7 +218,7 @@ impl Slack {
         &self,
         user: &str,
         trigger_id: &str,
-        meta: &DenyMetadata,
+        meta: &DialogMetadata,
         view: &serde_json::Value,
         what: &str,
         fallback: &str,
@@ -330,7 +330,7 @@ mod tests {
             intents(&click(DENY_ACTION)).unwrap(),
             vec![Intent::OpenDeny {
                 trigger_id: "123.456.abc".into(),
-                meta: DenyMetadata {
+                meta: DialogMetadata {
                     run_id: "31".into(),
                     channel_id: "C0456APPROVE".into(),
                     message_ts: Some("1700000000.000100".into()),
@@ -360,7 +360,7 @@ mod tests {
         };
         let expected = |reason: Option<&str>| {
             vec![Intent::Deny {
-                meta: DenyMetadata {
+                meta: DialogMetadata {
                     run_id: "31".into(),
                     channel_id: "C0456APPROVE".into(),
                     message_ts: Some("1.2".into()),

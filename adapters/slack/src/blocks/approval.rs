@@ -18,10 +18,10 @@ pub(crate) const APPROVE_CALLBACK_ID: &str = "execgov_approve_code";
 /// `block_id` and `action_id` of its code input.
 pub(crate) const CODE_INPUT: &str = "code";
 
-/// What the deny modal carries from the click to the submission (its
-/// `private_metadata`, which Slack returns untouched).
+/// What a decision dialog (deny, approve with code) carries from the click to
+/// the submission (its `private_metadata`, which Slack returns untouched).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct DenyMetadata {
+pub(crate) struct DialogMetadata {
     pub run_id: String,
     pub channel_id: String,
     #[serde(default)]
@@ -159,64 +159,64 @@ fn button(spec: ButtonSpec<'_>) -> Value {
     })
 }
 
-/// The modal a Deny click opens: an optional reason, submitted as `view_submission`.
-pub(crate) fn deny_modal(meta: &DenyMetadata) -> Value {
-    let title = clip(&format!("Deny run {}", meta.run_id), 24);
+/// A decision dialog about `meta`'s run: its title, submit button, what it
+/// says, and its one input, submitted as `view_submission` with `callback_id`.
+fn dialog(
+    meta: &DialogMetadata,
+    callback_id: &str,
+    verb: &str,
+    says: String,
+    input: Value,
+) -> Value {
     json!({
         "type": "modal",
-        "callback_id": DENY_CALLBACK_ID,
+        "callback_id": callback_id,
         "private_metadata": serde_json::to_string(meta).unwrap_or_default(),
-        "title": plain(&title, 24),
-        "submit": plain("Deny", 24),
+        "title": plain(&clip(&format!("{verb} run {}", meta.run_id), 24), 24),
+        "submit": plain(verb, 24),
         "close": plain("Cancel", 24),
-        "blocks": [
-            { "type": "section", "text": mrkdwn(&format!("Deny run *{}*? It will not run.", escape(&meta.run_id))) },
-            {
-                "type": "input",
-                "block_id": REASON_INPUT,
-                "optional": true,
-                "label": plain("Reason", 2000),
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": REASON_INPUT,
-                    "multiline": true,
-                    "max_length": 1000,
-                    "placeholder": plain("Why not? The requester sees this.", 150),
-                },
-            },
-        ]
+        "blocks": [{ "type": "section", "text": mrkdwn(&says) }, input]
     })
 }
 
+/// The modal a Deny click opens: an optional reason.
+pub(crate) fn deny_modal(meta: &DialogMetadata) -> Value {
+    let says = format!("Deny run *{}*? It will not run.", escape(&meta.run_id));
+    let input = json!({
+        "type": "input",
+        "block_id": REASON_INPUT,
+        "optional": true,
+        "label": plain("Reason", 2000),
+        "element": {
+            "type": "plain_text_input",
+            "action_id": REASON_INPUT,
+            "multiline": true,
+            "max_length": 1000,
+            "placeholder": plain("Why not? The requester sees this.", 150),
+        },
+    });
+    dialog(meta, DENY_CALLBACK_ID, "Deny", says, input)
+}
+
 /// The modal an "Approve with code" click opens (a critical run): the
-/// approver's 6-digit authenticator code, submitted as `view_submission`. What
-/// is typed here is seen by Slack and ExecGov only.
-pub(crate) fn approve_modal(meta: &DenyMetadata) -> Value {
-    let title = clip(&format!("Approve run {}", meta.run_id), 24);
-    json!({
-        "type": "modal",
-        "callback_id": APPROVE_CALLBACK_ID,
-        "private_metadata": serde_json::to_string(meta).unwrap_or_default(),
-        "title": plain(&title, 24),
-        "submit": plain("Approve", 24),
-        "close": plain("Cancel", 24),
-        "blocks": [
-            { "type": "section", "text": mrkdwn(&format!(
-                "Run *{}* is critical: approving it needs the 6-digit code your authenticator app shows for ExecGov. It runs as soon as approval is complete.",
-                escape(&meta.run_id)
-            )) },
-            {
-                "type": "input",
-                "block_id": CODE_INPUT,
-                "label": plain("Authenticator code", 2000),
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": CODE_INPUT,
-                    "min_length": 6,
-                    "max_length": 7,
-                    "placeholder": plain("123456", 150),
-                },
-            },
-        ]
-    })
+/// approver's 6-digit authenticator code. What is typed here is seen by Slack
+/// and ExecGov only.
+pub(crate) fn approve_modal(meta: &DialogMetadata) -> Value {
+    let says = format!(
+        "Run *{}* is critical: approving it needs the 6-digit code your authenticator app shows for ExecGov. It runs as soon as approval is complete.",
+        escape(&meta.run_id)
+    );
+    let input = json!({
+        "type": "input",
+        "block_id": CODE_INPUT,
+        "label": plain("Authenticator code", 2000),
+        "element": {
+            "type": "plain_text_input",
+            "action_id": CODE_INPUT,
+            "min_length": 6,
+            "max_length": 7,
+            "placeholder": plain("123456", 150),
+        },
+    });
+    dialog(meta, APPROVE_CALLBACK_ID, "Approve", says, input)
 }

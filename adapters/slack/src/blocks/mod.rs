@@ -12,7 +12,7 @@ mod run;
 mod tests;
 
 pub(crate) use approval::{
-    APPROVE_CALLBACK_ID, CODE_INPUT, DENY_CALLBACK_ID, DenyMetadata, REASON_INPUT, approve_modal,
+    APPROVE_CALLBACK_ID, CODE_INPUT, DENY_CALLBACK_ID, DialogMetadata, REASON_INPUT, approve_modal,
     deny_modal,
 };
 use execgov_chat::{Message, Platform, RunView};

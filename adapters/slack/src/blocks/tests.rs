@@ -291,7 +291,7 @@ fn closed_approval_lists_decisions_and_has_no_buttons() {
 
 #[test]
 fn deny_modal_round_trips_its_metadata() {
-    let meta = DenyMetadata {
+    let meta = DialogMetadata {
         run_id: "31".into(),
         channel_id: "C0456APPROVE".into(),
         message_ts: Some("1700000000.000100".into()),
@@ -299,7 +299,7 @@ fn deny_modal_round_trips_its_metadata() {
     let view = deny_modal(&meta);
     assert_eq!(view["type"], "modal");
     assert_eq!(view["callback_id"], DENY_CALLBACK_ID);
-    let back: DenyMetadata =
+    let back: DialogMetadata =
         serde_json::from_str(view["private_metadata"].as_str().unwrap()).unwrap();
     assert_eq!(back, meta);
     assert!(view["title"]["text"].as_str().unwrap().chars().count() <= 24);
