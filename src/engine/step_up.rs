@@ -219,7 +219,7 @@ impl Engine {
                      enrol at {}/account/2fa or with `execgov 2fa enrol`, then approve with a code",
                     self.config.web.public_url.trim_end_matches('/')
                 );
-                self.refuse_code(actor, approver, run, &why, false, None)
+                self.refuse_code(actor, approver, Some(run), &why, false, None)
                     .await?;
                 return Ok(Err(why));
             }
@@ -229,7 +229,7 @@ impl Engine {
                 "run {run} is critical: approve it with the 6-digit code of your authenticator app: {}",
                 code_hint(actor, run)
             );
-            self.refuse_code(actor, approver, run, &why, false, None)
+            self.refuse_code(actor, approver, Some(run), &why, false, None)
                 .await?;
             return Ok(Err(why));
         };
@@ -250,7 +250,7 @@ impl Engine {
         let now = self.now();
         let refuse = |why: String, wrong: bool, burn: Option<i64>| async move {
             let locked = self
-                .refuse_code_at(actor, &person, run, &why, wrong, burn)
+                .refuse_code(actor, &person, run, &why, wrong, burn)
                 .await?;
             anyhow::Ok(Err(match locked {
                 Some(until) => format!(
@@ -307,21 +307,9 @@ impl Engine {
         }
     }
 
+    /// Audits a refused code (`2fa.refused`, counting it towards the lock when
+    /// `wrong`, burning the step `burn`); answers the lock's end if it locked now.
     async fn refuse_code(
-        &self,
-        actor: &Actor,
-        person: &PersonId,
-        run: RunId,
-        why: &str,
-        wrong: bool,
-        burn: Option<i64>,
-    ) -> anyhow::Result<()> {
-        self.refuse_code_at(actor, person, Some(run), why, wrong, burn)
-            .await
-            .map(|_| ())
-    }
-
-    async fn refuse_code_at(
         &self,
         actor: &Actor,
         person: &PersonId,
