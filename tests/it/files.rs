@@ -198,16 +198,21 @@ async fn the_cli_sends_a_file_with_at_path() {
     let path = env.path().join("people.csv");
     std::fs::write(&path, csv(500)).unwrap();
     let arg = format!("data=@{}", path.display());
-    let o = execgov(
-        &env.config_path(),
-        &["run", "import-csv", &arg, "--wait", "--as", "alice"],
-    );
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(
-        o.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    // Runs import-csv with the file and answers what it printed.
+    let sent = |arg: &str| {
+        let o = execgov(
+            &env.config_path(),
+            &["run", "import-csv", arg, "--wait", "--as", "alice"],
+        );
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(
+            o.status.success(),
+            "{out}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        out
+    };
+    let out = sent(&arg);
     assert!(
         out.contains("name: people.csv") && out.contains("bytes: 500"),
         "{out}"
@@ -221,16 +226,7 @@ async fn the_cli_sends_a_file_with_at_path() {
     )
     .unwrap();
     std::fs::write(&path, csv(20 * 1024 * 1024)).unwrap();
-    let o = execgov(
-        &env.config_path(),
-        &["run", "import-csv", &arg, "--wait", "--as", "alice"],
-    );
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(
-        o.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let out = sent(&arg);
     assert!(
         out.contains(&format!("bytes: {}", 20 * 1024 * 1024)),
         "{out}"
