@@ -11,12 +11,15 @@
 //! - this file: [`Matrix::connect`] and the sync loop, [`Matrix::sync_until_stopped`].
 //! - `identity`: cross-signing, so the bot's device is verified by its owner.
 //! - `invites`: which invites are accepted.
-//! - `inbound`: events → [`execgov_chat::Inbound`] (commands, reactions), once each.
+//! - `inbound`: events → [`execgov_chat::Inbound`] (commands, reactions), once each;
+//!   `grammar`: which messages are commands and what they say; `files`: the file a
+//!   command replies to.
 //! - `outbound`: [`execgov_chat::ChatAdapter`] (post, edit, files) and answers.
 //! - `render`: the core's messages as Matrix `body` + HTML `formatted_body`.
 
 mod error;
 mod files;
+mod grammar;
 mod identity;
 mod inbound;
 mod invites;
