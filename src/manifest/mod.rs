@@ -1,7 +1,8 @@
 //! Script manifests: one TOML file per script saying how it runs, what arguments it
 //! takes, who may run it where, who approves it, and when it runs on its own.
 //!
-//! Layout: `schema` reads one file (every problem with its line) and `check` the
+//! Layout: `schema` reads one file (every problem with its line; its `[[param]]`s
+//! in `param_schema`) and `check` the
 //! sections that name people, groups and channels of the config; `crontab` parses a
 //! schedule's cron expression; `params` turns user input into typed [`Args`];
 //! `template` is the argv template; `rules` reads `[[rule]]` and applies the
@@ -15,6 +16,7 @@ mod check;
 mod crontab;
 mod exec;
 mod files;
+mod param_schema;
 mod params;
 mod python;
 mod rules;
@@ -34,10 +36,10 @@ pub use crate::types::FileInput;
 pub use crate::types::{ArgValue, Args, Risk};
 pub use catalog::{Catalog, Diagnostic, load_catalog};
 pub use crontab::{Crontab, CrontabError, Field as CronField};
+pub use param_schema::MAX_FILE_SIZE;
 pub use params::{ArgError, Param, ParamKind};
 pub use python::{InlineMetadata, Python, Requirements, parse_requirements, pep723};
 pub use rules::{Condition, Rule, Test};
-pub use schema::MAX_FILE_SIZE;
 pub use template::ArgTemplate;
 
 /// One script, as its manifest declares it, fully checked.
