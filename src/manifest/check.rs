@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
-use super::schema::toml_arg;
+use super::param_schema::toml_arg;
 use super::{
     Access, Approval, CatchUp, Crontab, Manifest, Overlap, Principal, Schedule, ScheduledApproval,
 };

@@ -3,7 +3,7 @@
 //! binding the files of a request to the file parameters.
 
 use super::Manifest;
-use super::params::{ArgError, Param, ParamKind, repeated};
+use super::params::{ArgError, Param, ParamKind, dotted, repeated};
 use crate::types::{ArgValue, Args, FileInput};
 
 impl Param {
@@ -194,15 +194,6 @@ impl Manifest {
         let args = self.validate_into(args, &rest)?;
         Ok((args, inputs))
     }
-}
-
-/// `.csv or .txt`.
-pub(super) fn dotted(extensions: &[String]) -> String {
-    extensions
-        .iter()
-        .map(|e| format!(".{e}"))
-        .collect::<Vec<_>>()
-        .join(" or ")
 }
 
 fn names(files: &[execgov_chat::Attachment]) -> String {

@@ -4,10 +4,9 @@
 
 use std::ops::Range;
 
-use super::schema::toml_arg;
 use super::template::is_param_name;
-use super::{Param, ParamKind};
-use crate::config::spans::{Reader, Section, int_value};
+use super::{ArgValue, Param, ParamKind};
+use crate::config::spans::{Item, Reader, Section, int_value};
 use toml::de::DeValue;
 
 const PARAM_KEYS: &[&str] = &[
@@ -271,4 +270,25 @@ fn enum_kind(r: &mut Reader<'_>, s: &Section<'_, '_>) -> Option<ParamKind> {
         out.push(choice);
     }
     Some(ParamKind::Enum { choices: out })
+}
+
+/// A TOML value as an argument value: strings, integers, booleans, and floats and
+/// bare dates (`0.5`, `2026-01-31`) kept as text.
+pub(super) fn toml_arg(item: &Item<'_>) -> Result<ArgValue, String> {
+    match item.get_ref() {
+        DeValue::String(s) => Ok(ArgValue::Str(s.to_string())),
+        DeValue::Boolean(b) => Ok(ArgValue::Bool(*b)),
+        v @ DeValue::Integer(_) => int_value(v)
+            .map(ArgValue::Int)
+            .ok_or_else(|| "integer out of range".to_string()),
+        // Kept as written, as float parameters keep their values.
+        DeValue::Float(f) => Ok(ArgValue::Str(f.as_str().to_string())),
+        DeValue::Datetime(dt) if dt.date.is_some() && dt.time.is_none() => {
+            Ok(ArgValue::Str(dt.to_string()))
+        }
+        other => Err(format!(
+            "expected a string, integer, boolean or date, got {}",
+            other.type_str()
+        )),
+    }
 }

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::Manifest;
-use super::files::dotted;
 use crate::config::spans::closest;
 use crate::types::{ArgValue, Args};
 
@@ -351,4 +350,13 @@ pub(super) fn repeated(key: &str) -> ArgError {
         param: None,
         message: format!("parameter `{key}` given more than once"),
     }
+}
+
+/// `.csv or .txt`.
+pub(super) fn dotted(extensions: &[String]) -> String {
+    extensions
+        .iter()
+        .map(|e| format!(".{e}"))
+        .collect::<Vec<_>>()
+        .join(" or ")
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use toml::de::DeValue;
 
 use super::check::{known_channel, principals, reachable_people};
-use super::schema::toml_arg;
+use super::param_schema::toml_arg;
 use super::{Approval, Manifest, Param, ParamKind, Principal, Risk, ScheduledApproval};
 use crate::config::Config;
 use crate::config::spans::{Item, Reader, Section, closest, int_value};

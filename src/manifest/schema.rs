@@ -4,15 +4,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use toml::de::DeValue;
-
 use super::param_schema::read_params;
 use super::{
-    ArgTemplate, ArgValue, Manifest, OutputFormat, Param, ParamKind, Risk, check, exec, python,
-    rules,
+    ArgTemplate, Manifest, OutputFormat, Param, ParamKind, Risk, check, exec, python, rules,
 };
 use crate::config::Config;
-use crate::config::spans::{Item, Problem, Reader, Section, int_value, parse_document};
+use crate::config::spans::{Problem, Reader, Section, parse_document};
 use crate::types::ScriptName;
 
 const TOP_KEYS: &[&str] = &[
@@ -282,25 +279,4 @@ fn read_env_names(r: &mut Reader<'_>, top: &Section<'_, '_>, key: &str) -> Vec<S
         }
     }
     names
-}
-
-/// A TOML value as an argument value: strings, integers, booleans, and floats and
-/// bare dates (`0.5`, `2026-01-31`) kept as text.
-pub(super) fn toml_arg(item: &Item<'_>) -> Result<ArgValue, String> {
-    match item.get_ref() {
-        DeValue::String(s) => Ok(ArgValue::Str(s.to_string())),
-        DeValue::Boolean(b) => Ok(ArgValue::Bool(*b)),
-        v @ DeValue::Integer(_) => int_value(v)
-            .map(ArgValue::Int)
-            .ok_or_else(|| "integer out of range".to_string()),
-        // Kept as written, as float parameters keep their values.
-        DeValue::Float(f) => Ok(ArgValue::Str(f.as_str().to_string())),
-        DeValue::Datetime(dt) if dt.date.is_some() && dt.time.is_none() => {
-            Ok(ArgValue::Str(dt.to_string()))
-        }
-        other => Err(format!(
-            "expected a string, integer, boolean or date, got {}",
-            other.type_str()
-        )),
-    }
 }
