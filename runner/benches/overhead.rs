@@ -1,8 +1,9 @@
 //! What running a script through the runner costs over a bare spawn, per
-//! mechanism, measured in the same run: `/bin/true` N times (default 300) each
-//! way, one at a time, after a warm-up.
+//! mechanism, measured in the same run: a command (default `/bin/true`) N
+//! times (default 300) each way, one at a time, after a warm-up.
 //!
-//! `cargo bench -p execgov-runner --bench overhead [-- RUNS]`
+//! `cargo bench -p execgov-runner --bench overhead [-- RUNS [PROGRAM ARGS...]]`,
+//! e.g. `-- 100 /usr/bin/python3 -c pass`.
 
 use std::time::{Duration, Instant};
 
@@ -22,9 +23,10 @@ fn stats(mut times: Vec<Duration>) -> (f64, f64, f64) {
     (ms(mean), ms(at(50)), ms(at(99)))
 }
 
-async fn bare() -> Duration {
+async fn bare(argv: &[String]) -> Duration {
     let t = Instant::now();
-    let status = tokio::process::Command::new("/bin/true")
+    let status = tokio::process::Command::new(&argv[0])
+        .args(&argv[1..])
         .status()
         .await
         .expect("spawn /bin/true");
@@ -34,6 +36,7 @@ async fn bare() -> Duration {
 
 async fn through(
     runner: &Runner,
+    argv: &[String],
     dir: &std::path::Path,
     n: usize,
     tag: &str,
@@ -41,7 +44,7 @@ async fn through(
 ) -> Duration {
     let spec = ExecSpec {
         run_id: RunId(n as i64 + 1),
-        argv: vec!["/bin/true".into()],
+        argv: argv.to_vec(),
         run_dir: dir.join(format!("{tag}/{n}")),
         pass_env: vec![],
         secrets: vec![],
@@ -62,10 +65,16 @@ async fn through(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let runs: usize = std::env::args()
+    // After the runs, the command; cargo's own `--bench` is left out.
+    let args: Vec<String> = std::env::args()
         .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(300);
+        .filter(|a| a != "--bench")
+        .collect();
+    let runs: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(300);
+    let argv: Vec<String> = match args.get(1..) {
+        Some(rest) if !rest.is_empty() => rest.to_vec(),
+        _ => vec!["/bin/true".into()],
+    };
     let dir = tempfile::tempdir().expect("temp dir");
     let limited = Limits {
         memory: Some(256 << 20),
@@ -105,10 +114,10 @@ async fn main() {
     let mut bare_times = Vec::with_capacity(runs);
     let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(runs); setups.len()];
     for n in 0..runs + 20 {
-        let b = bare().await;
+        let b = bare(&argv).await;
         let mut each = Vec::with_capacity(setups.len());
         for (i, (runner, (_, _, limits))) in runners.iter().zip(&setups).enumerate() {
-            each.push(through(runner, dir.path(), n, &format!("s{i}"), *limits).await);
+            each.push(through(runner, &argv, dir.path(), n, &format!("s{i}"), *limits).await);
         }
         if n >= 20 {
             bare_times.push(b);
@@ -118,7 +127,10 @@ async fn main() {
         }
     }
     let (mean, p50, p99) = stats(bare_times);
-    println!("{runs} runs of /bin/true each, round robin, after 20 of warm-up");
+    println!(
+        "{runs} runs of `{}` each, round robin, after 20 of warm-up",
+        argv.join(" ")
+    );
     println!("bare spawn: mean {mean:.3} ms, p50 {p50:.3}, p99 {p99:.3}");
     for ((name, _, _), (runner, t)) in setups.iter().zip(runners.iter().zip(times)) {
         let (m, p, q) = stats(t);

@@ -7,13 +7,13 @@ use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use tokio::process::Child;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
 use crate::cgroup::RunCgroup;
+use crate::child::ScriptProcess;
 use crate::contain::Containment;
 use crate::host::StopMechanism;
 use crate::log::CappedLog;
@@ -241,6 +241,10 @@ fn child_setup(
     let run_dir = CString::new(spawn::run_dir(spec).as_os_str().as_bytes())
         .map_err(|_| "the run folder's path holds a NUL byte".to_string())?;
     Ok(ChildSetup {
+        unified: cgroup
+            .map(RunCgroup::unified_handles)
+            .transpose()?
+            .flatten(),
         join: match cgroup {
             Some(cgroup) => cgroup.join_handles()?,
             None => Vec::new(),
@@ -291,7 +295,7 @@ struct Ending {
 /// Waits for the script to exit, the timeout, or the cancel; on the last two,
 /// stops the run: SIGTERM to all of it, `kill_grace`, SIGKILL. The script is reaped.
 async fn supervise(
-    child: &mut Child,
+    child: &mut ScriptProcess,
     contain: &Containment,
     spec: &ExecSpec,
     cancel: &CancellationToken,

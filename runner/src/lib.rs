@@ -26,7 +26,8 @@
 //! - `reaper`: the child-subreaper fallback for hosts without cgroups or root.
 //! - `spawner`: the thread every script is forked from (parent-death signal).
 //! - `setup`: what the child does before `exec`, prepared by the parent; its steps.
-//! - `sandbox`: running those steps between `fork` and `exec` (the only `unsafe`).
+//! - `sandbox`: the fork (into the run's cgroup) and those steps up to `exec` (the only `unsafe`).
+//! - `child`: the started script: its pipes, waiting for it, killing it.
 //! - `user`: the run user, handing the run folder to it and back.
 //! - `spawn`: the environment, finding the program, start errors, the process group.
 //! - `output`: reading both pipes line by line into the log, the tail and progress.
@@ -38,6 +39,7 @@
 
 mod artifacts;
 mod cgroup;
+mod child;
 pub mod client;
 mod contain;
 mod execute;

@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::{ChildStderr, ChildStdout};
+use tokio::net::unix::pipe::Receiver;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -147,8 +147,8 @@ impl Capture {
 /// Reads both pipes until both are closed or `stop` fires, then finishes.
 pub(crate) async fn capture(
     mut capture: Capture,
-    mut stdout: Option<ChildStdout>,
-    mut stderr: Option<ChildStderr>,
+    mut stdout: Option<Receiver>,
+    mut stderr: Option<Receiver>,
     stop: CancellationToken,
 ) -> (CappedLog, String) {
     let mut out_buf = vec![0u8; READ_BUFFER];

@@ -1,18 +1,40 @@
-//! What the child does to itself between `fork` and `exec` (see `sandbox`,
-//! which runs it), prepared here by the parent so that the child only makes
-//! system calls; and the steps, named when one fails.
+//! What the child is and does to itself between `fork` and `exec` (see
+//! `sandbox`, which runs it), prepared here by the parent so that the child
+//! only makes system calls; and the steps, named when one fails.
 
 use std::ffi::{CString, c_int};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::AtomicI32;
 
 /// Stack of the PID namespace's init between its `clone` and its `exec`.
 const INIT_STACK: usize = 64 * 1024;
 
+/// The program and its start: all that `execve` takes, and the folder.
+#[derive(Debug)]
+pub(crate) struct Launch {
+    /// An absolute path (looked up by the parent).
+    pub(crate) program: CString,
+    pub(crate) argv: Vec<CString>,
+    /// `NAME=value` entries: the whole environment.
+    pub(crate) env: Vec<CString>,
+    pub(crate) cwd: CString,
+}
+
+/// The run's cgroup v2 folder: the child is created in it
+/// (`clone3(CLONE_INTO_CGROUP)`, Linux 5.7), or, where the kernel cannot,
+/// writes `0` into its `cgroup.procs` as for the v1 ones.
+#[derive(Debug)]
+pub(crate) struct UnifiedCgroup {
+    pub(crate) dir: OwnedFd,
+    pub(crate) procs: OwnedFd,
+}
+
 /// What the child does to itself before `exec`, all of it prepared by the parent.
 #[derive(Debug)]
 pub(crate) struct ChildSetup {
-    /// `cgroup.procs` of each of the run's cgroups, to write `0` into.
+    pub(crate) unified: Option<UnifiedCgroup>,
+    /// `cgroup.procs` of each of the run's v1 cgroups, to write `0` into.
     pub(crate) join: Vec<OwnedFd>,
     /// Start a PID namespace whose init dies with the script: every process the
     /// script starts lives in it and dies with it (needs CAP_SYS_ADMIN).
@@ -63,7 +85,11 @@ pub(crate) struct Credentials {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum Step {
-    JoinCgroup = 1,
+    Signals = 1,
+    Stdio,
+    ProcessGroup,
+    WorkingDir,
+    JoinCgroup,
     CoreLimit,
     PidNamespace,
     Groups,
@@ -76,12 +102,17 @@ pub(crate) enum Step {
     Subreaper,
     NamespaceInit,
     Descriptors,
+    Exec,
 }
 
 impl Step {
     fn from_byte(byte: u8) -> Option<Step> {
         use Step::*;
         [
+            Signals,
+            Stdio,
+            ProcessGroup,
+            WorkingDir,
             JoinCgroup,
             CoreLimit,
             PidNamespace,
@@ -95,6 +126,7 @@ impl Step {
             Subreaper,
             NamespaceInit,
             Descriptors,
+            Exec,
         ]
         .into_iter()
         .find(|s| *s as u8 == byte)
@@ -103,6 +135,10 @@ impl Step {
     /// What the child was doing, for the start error.
     pub(crate) fn doing(self) -> &'static str {
         match self {
+            Step::Signals => "resetting signals",
+            Step::Stdio => "connecting stdin, stdout and stderr",
+            Step::ProcessGroup => "making the run's process group",
+            Step::WorkingDir => "entering the run folder",
             Step::JoinCgroup => "joining the run's cgroup",
             Step::CoreLimit => "turning core dumps off",
             Step::PidNamespace => "making the run's PID namespace",
@@ -116,28 +152,30 @@ impl Step {
             Step::Subreaper => "making the script keep its orphans",
             Step::NamespaceInit => "starting the PID namespace's init",
             Step::Descriptors => "closing inherited descriptors",
+            Step::Exec => "starting the program",
         }
     }
 }
 
-/// The parent's end of the pipe on which the child names a failed step.
+/// What the child writes on its report pipe when a step fails: the step's
+/// byte, then `errno` (native byte order). One write of less than
+/// `PIPE_BUF` bytes, so the parent reads all of it or nothing.
+pub(crate) const REPORT_LEN: usize = 5;
+
+/// A step of the child that failed, and the system's error.
 #[derive(Debug)]
-pub(crate) struct StepReport {
-    read: OwnedFd,
+pub(crate) struct ChildFailure {
+    /// `None` when the report named no known step.
+    pub(crate) step: Option<Step>,
+    pub(crate) error: io::Error,
 }
 
-impl StepReport {
-    pub(crate) fn new(read: OwnedFd) -> StepReport {
-        StepReport { read }
-    }
-
-    /// The step that failed, after a spawn error (none if the failure was
-    /// `std`'s own, or the `exec`).
-    pub(crate) fn failed_step(&self) -> Option<Step> {
-        let mut byte = [0u8; 1];
-        match nix::unistd::read(&self.read, &mut byte) {
-            Ok(1) => Step::from_byte(byte[0]),
-            _ => None,
+impl ChildFailure {
+    pub(crate) fn decode(report: [u8; REPORT_LEN]) -> ChildFailure {
+        let [step, a, b, c, d] = report;
+        ChildFailure {
+            step: Step::from_byte(step),
+            error: io::Error::from_raw_os_error(i32::from_ne_bytes([a, b, c, d])),
         }
     }
 }

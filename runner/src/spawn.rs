@@ -1,18 +1,19 @@
 //! Starting the child: its environment, finding its program, saying what to do
 //! when it cannot start, and signalling its process group.
 
+use std::ffi::CString;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::{AccessFlags, Pid, access};
-use tokio::process::{Child, Command};
 
-use crate::sandbox;
-use crate::setup::{ChildSetup, Step};
+use crate::child::ScriptProcess;
+use crate::sandbox::StartFailure;
+use crate::setup::{ChildFailure, ChildSetup, Launch, Step};
 use crate::spawner::Spawner;
 use crate::spec::ExecSpec;
 use crate::user::RunUser;
@@ -118,7 +119,7 @@ pub(crate) async fn spawn(
     env: &[(String, String)],
     setup: ChildSetup,
     user: Option<&RunUser>,
-) -> Result<(Child, GroupGuard), String> {
+) -> Result<(ScriptProcess, GroupGuard), String> {
     let Some(argv0) = spec.argv.first() else {
         return Err("the command is empty; the manifest's command must name a program".to_string());
     };
@@ -128,39 +129,55 @@ pub(crate) async fn spawn(
         .find(|(n, _)| n == "PATH")
         .map_or("", |(_, v)| v);
     let program = resolve_program(argv0, path_var)?;
-    let mut cmd = Command::new(&program);
-    cmd.arg0(argv0)
-        .args(&spec.argv[1..])
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .current_dir(run_dir(spec))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let report = sandbox::install(&mut cmd, setup)
-        .map_err(|e| format!("could not prepare the script's start: {e}"))?;
-    let child = match spawner.spawn(cmd).await {
-        Ok(child) => child,
-        Err(e) => {
-            return Err(match report.failed_step() {
-                Some(step) => explain_step_error(step, &e, spec, user),
-                None => explain_spawn_error(&program, &e, user),
+    let launch = launch(&program, spec, env)?;
+    let started = match spawner.spawn(launch, setup).await {
+        Ok(started) => started,
+        Err(StartFailure::Prepare(e)) => {
+            return Err(format!("could not prepare the script's start: {e}"));
+        }
+        Err(StartFailure::Child(ChildFailure { step, error })) => {
+            return Err(match step {
+                Some(Step::Exec) => explain_spawn_error(&program, &error, user),
+                Some(step) => explain_step_error(step, &error, spec, user),
+                None => format!("the script could not start ({error})"),
             });
         }
     };
-    let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) else {
-        return Err("the script exited before its process id could be read".to_string());
+    // The child made itself the leader of a group with its own id.
+    let guard = GroupGuard {
+        pgid: Pid::from_raw(started.pid),
+        armed: true,
     };
-    // `process_group(0)` made the child the leader of a group with its own id.
-    Ok((
-        child,
-        GroupGuard {
-            pgid: Pid::from_raw(pid),
-            armed: true,
-        },
-    ))
+    let process = ScriptProcess::new(started)
+        .map_err(|e| format!("could not watch the started script: {e}"))?;
+    Ok((process, guard))
+}
+
+/// What `execve` takes, as C strings: a NUL byte in any of them is refused.
+fn launch(program: &Path, spec: &ExecSpec, env: &[(String, String)]) -> Result<Launch, String> {
+    let c = |bytes: Vec<u8>, what: &str| {
+        CString::new(bytes)
+            .map_err(|_| format!("{what} holds a NUL byte, which a program cannot be given"))
+    };
+    Ok(Launch {
+        program: c(
+            program.as_os_str().as_bytes().to_vec(),
+            "the program's path",
+        )?,
+        argv: spec
+            .argv
+            .iter()
+            .map(|a| c(a.clone().into_bytes(), "an argument"))
+            .collect::<Result<_, _>>()?,
+        env: env
+            .iter()
+            .map(|(k, v)| c(format!("{k}={v}").into_bytes(), "an environment variable"))
+            .collect::<Result<_, _>>()?,
+        cwd: c(
+            run_dir(spec).as_os_str().as_bytes().to_vec(),
+            "the run folder's path",
+        )?,
+    })
 }
 
 /// Says which of the child's own steps failed, and what to do about it.

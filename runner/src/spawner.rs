@@ -10,15 +10,16 @@ use std::io;
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
 
-use tokio::process::{Child, Command};
-use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-/// One fork request: the command, the runtime that will watch the child.
+use crate::sandbox::{self, StartFailure, Started};
+use crate::setup::{ChildSetup, Launch};
+
+/// One fork request: what to start, how, and where to say how it went.
 struct Job {
-    cmd: Command,
-    runtime: Handle,
-    reply: oneshot::Sender<io::Result<Child>>,
+    launch: Launch,
+    setup: ChildSetup,
+    reply: oneshot::Sender<Result<Started, StartFailure>>,
 }
 
 /// Sends fork requests to the spawner thread; the thread ends when this is dropped.
@@ -33,30 +34,39 @@ impl Spawner {
         std::thread::Builder::new()
             .name("execgov-spawner".into())
             .spawn(move || {
-                for mut job in queue {
-                    // The child is registered with the caller's runtime, which
-                    // reaps it and wakes `wait()`. A panic must not end this
-                    // thread: every running script would die with it.
-                    let spawned = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        let _runtime = job.runtime.enter();
-                        job.cmd.spawn()
+                for job in queue {
+                    // A panic must not end this thread: every running script
+                    // would die with it.
+                    let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        sandbox::start(&job.launch, &job.setup)
                     }))
-                    .unwrap_or_else(|_| Err(io::Error::other("spawning the script panicked")));
-                    let _ = job.reply.send(spawned);
+                    .unwrap_or_else(|_| {
+                        Err(StartFailure::Prepare(io::Error::other(
+                            "spawning the script panicked",
+                        )))
+                    });
+                    // `job.setup` (the cgroup handles, the namespace init's
+                    // stack) is dropped here, after the child's `exec`.
+                    let _ = job.reply.send(started);
                 }
             })?;
         Ok(Spawner { jobs })
     }
 
-    /// Forks `cmd` from the spawner thread; must be called inside a Tokio runtime.
-    pub(crate) async fn spawn(&self, cmd: Command) -> io::Result<Child> {
+    /// Forks the script from the spawner thread and waits for its `exec`.
+    pub(crate) async fn spawn(
+        &self,
+        launch: Launch,
+        setup: ChildSetup,
+    ) -> Result<Started, StartFailure> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            cmd,
-            runtime: Handle::current(),
+            launch,
+            setup,
             reply,
         };
-        let gone = || io::Error::other("the runner's spawner thread is gone");
+        let gone =
+            || StartFailure::Prepare(io::Error::other("the runner's spawner thread is gone"));
         self.jobs.send(job).map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }

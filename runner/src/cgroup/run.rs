@@ -11,6 +11,7 @@ use nix::unistd::Pid;
 
 use super::RunnerTree;
 use super::files;
+use crate::setup::UnifiedCgroup;
 use crate::spec::{LimitReached, Limits};
 
 /// Which cgroup version a controller's files follow.
@@ -146,7 +147,11 @@ impl RunCgroup {
                 version: Version::V1,
             });
         }
-        if let Some(parent) = &tree.freezer_v1 {
+        // The freezer stops a run only where `cgroup.kill` cannot (joining
+        // one more hierarchy costs the child a wait for the kernel).
+        if let Some(parent) = &tree.freezer_v1
+            && !(self.unified.is_some() && self.unified_kill)
+        {
             self.freezer = Some(make(parent)?);
         }
         Ok(())
@@ -187,18 +192,26 @@ impl RunCgroup {
         Ok(())
     }
 
-    /// `cgroup.procs` of each folder, opened for the child to write `0` into
-    /// (join it) before it runs anything. Closed at `exec`.
+    /// The v2 folder, to create the child in, and its `cgroup.procs` for a
+    /// kernel that cannot (see `sandbox`).
+    pub(crate) fn unified_handles(&self) -> Result<Option<UnifiedCgroup>, String> {
+        let Some(dir) = &self.unified else {
+            return Ok(None);
+        };
+        let folder = std::fs::File::open(dir)
+            .map_err(|e| format!("could not open `{}`: {e}", dir.display()))?;
+        Ok(Some(UnifiedCgroup {
+            dir: OwnedFd::from(folder),
+            procs: procs_handle(dir)?,
+        }))
+    }
+
+    /// `cgroup.procs` of each v1 folder, opened for the child to write `0`
+    /// into (join it) before it runs anything. Closed at `exec`.
     pub(crate) fn join_handles(&self) -> Result<Vec<OwnedFd>, String> {
         self.dirs()
-            .map(|dir| {
-                let path = dir.join("cgroup.procs");
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map(OwnedFd::from)
-                    .map_err(|e| format!("could not open `{}`: {e}", path.display()))
-            })
+            .filter(|dir| Some(*dir) != self.unified.as_deref())
+            .map(procs_handle)
             .collect()
     }
 
@@ -365,6 +378,16 @@ impl Drop for RunCgroup {
                 left.remove();
             });
     }
+}
+
+/// `cgroup.procs` of `dir`, open for writing.
+fn procs_handle(dir: &Path) -> Result<OwnedFd, String> {
+    let path = dir.join("cgroup.procs");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map(OwnedFd::from)
+        .map_err(|e| format!("could not open `{}`: {e}", path.display()))
 }
 
 fn send(pid: i32, signal: Signal) {

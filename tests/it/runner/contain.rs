@@ -179,3 +179,40 @@ async fn subreaper_probe_in_a_child_process() {
 fn the_subreaper_fallback_stops_the_escaped_grandchild() {
     run_child_test("runner::contain::subreaper_probe_in_a_child_process", &[]);
 }
+
+/// Where the host stops runs by cgroup v2 `cgroup.kill`, the script is in its
+/// run's cgroup from its start (created in it, or moved before `exec`), and
+/// in no v1 freezer cgroup of the run, which that host does not need.
+#[tokio::test]
+async fn the_script_starts_in_its_runs_cgroup() {
+    let runner = runner_with(RunnerOptions {
+        scope: "it-contain".into(),
+        ..RunnerOptions::default()
+    });
+    if runner.host().stop != StopMechanism::CgroupKill {
+        println!("note: this host has no cgroup.kill ({})", runner.host());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, _rx) = mpsc::channel(8);
+    let outcome = runner
+        .execute(
+            spec(dir.path(), &["/bin/cat", "/proc/self/cgroup"]),
+            CancellationToken::new(),
+            tx,
+        )
+        .await;
+    assert_eq!(outcome.kind, ExitKind::Exited(0), "{}", outcome.tail);
+    let unified = outcome
+        .tail
+        .lines()
+        .find(|l| l.starts_with("0::"))
+        .unwrap_or_else(|| panic!("no cgroup v2 line in {}", outcome.tail));
+    let leaf = unified.rsplit('/').next().unwrap();
+    assert!(leaf.starts_with("run-7-"), "the script is in {unified}");
+    let freezer = outcome.tail.lines().find(|l| l.contains(":freezer:"));
+    assert!(
+        freezer.is_none_or(|l| !l.contains("/run-")),
+        "the run joined a v1 freezer cgroup it does not need: {freezer:?}"
+    );
+}
