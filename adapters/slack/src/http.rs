@@ -146,10 +146,14 @@ async fn interactions(
         .and_then(|f| serde_json::from_str(&f.payload).map_err(|e| e.to_string()))
         .map_err(HttpError::BadRequest)
         .inspect_err(refused(endpoint))?;
-    on_interaction(&slack, payload)
+    let ack = on_interaction(&slack, payload)
+        .await
         .map_err(|e| HttpError::BadRequest(e.to_string()))
         .inspect_err(refused(endpoint))?;
-    Ok(StatusCode::OK.into_response())
+    Ok(match ack {
+        Some(body) => Json(body).into_response(),
+        None => StatusCode::OK.into_response(),
+    })
 }
 
 async fn events(

@@ -2,7 +2,10 @@
 //! on a critical run it opens a modal for the approver's 2FA code, and Deny
 //! one for a reason; their submissions go to the core. The
 //! actor is always the payload's `user.id`, which Slack signed, never a value
-//! from the buttons. Slack gets its 200 at once; the work runs after.
+//! from the buttons. A click gets its 200 at once and the work runs after; a
+//! dialog's submission is decided before its answer, so a refusal (a wrong
+//! code, say) shows under the dialog's input, which stays open for another try
+//! (`response_action: errors`), and the dialog closes only when it is done.
 
 use crate::Slack;
 use crate::blocks::{
@@ -13,6 +16,12 @@ use execgov_chat::{Inbound, InboundContent, Place, Platform, PlatformUser, Reply
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// How long a dialog's submission waits for its decision before Slack gets a
+/// plain 200 (Slack gives up at 3 s); past it, a refusal comes as a private message.
+const DIALOG_ANSWER_WITHIN: Duration = Duration::from_secs(2);
 
 /// The parts of an interaction payload the adapter reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -102,12 +111,13 @@ enum Intent {
     },
 }
 
-/// Checks an interaction and starts its work; the caller acks with an empty 200
-/// (which also closes a submitted modal).
-pub(crate) fn on_interaction(
+/// Checks an interaction and starts its work. Returns the body of the ack:
+/// `None` for an empty 200 (which also closes a submitted dialog), or the
+/// errors that keep a dialog open.
+pub(crate) async fn on_interaction(
     slack: &Arc<Slack>,
     payload: Interaction,
-) -> Result<(), BadInteraction> {
+) -> Result<Option<serde_json::Value>, BadInteraction> {
     let user = payload
         .user
         .as_ref()
@@ -115,13 +125,20 @@ pub(crate) fn on_interaction(
         .filter(|u| !u.is_empty())
         .ok_or(BadInteraction("no user"))?;
     let trigger = payload.trigger_id.clone();
-    for intent in intents(&payload)? {
+    let intents = intents(&payload)?;
+    if payload.kind == "view_submission" {
+        return Ok(match intents.into_iter().next() {
+            Some(intent) => slack.clone().submit(user, trigger, intent).await,
+            None => None,
+        });
+    }
+    for intent in intents {
         let slack = slack.clone();
         let user = user.clone();
         let trigger = trigger.clone();
-        tokio::spawn(async move { slack.on_intent(user, trigger, intent).await });
+        tokio::spawn(async move { slack.on_intent(user, trigger, intent, None).await });
     }
-    Ok(())
+    Ok(None)
 }
 
 fn intents(p: &Interaction) -> Result<Vec<Intent>, BadInteraction> {
@@ -230,7 +247,39 @@ impl Slack {
         }
     }
 
-    async fn on_intent(self: Arc<Self>, user: String, trigger: Option<String>, intent: Intent) {
+    /// A dialog's decision, answered in the dialog: a refusal keeps it open
+    /// with the reason under its input; anything else closes it.
+    async fn submit(
+        self: Arc<Self>,
+        user: String,
+        trigger: Option<String>,
+        intent: Intent,
+    ) -> Option<serde_json::Value> {
+        let field = match &intent {
+            Intent::Approve { .. } => CODE_INPUT,
+            Intent::Deny { .. } => REASON_INPUT,
+            Intent::OpenApprove { .. } | Intent::OpenDeny { .. } => return None,
+        };
+        let (answer, refused) = oneshot::channel();
+        tokio::spawn(async move { self.on_intent(user, trigger, intent, Some(answer)).await });
+        match tokio::time::timeout(DIALOG_ANSWER_WITHIN, refused).await {
+            Ok(Ok(why)) => Some(serde_json::json!({
+                "response_action": "errors",
+                "errors": { field: why },
+            })),
+            _ => None,
+        }
+    }
+
+    /// Does what the intent asks. A refusal goes to `answer` when the
+    /// dialog still waits for it, else to the person privately.
+    async fn on_intent(
+        self: Arc<Self>,
+        user: String,
+        trigger: Option<String>,
+        intent: Intent,
+        answer: Option<oneshot::Sender<String>>,
+    ) {
         let (channel_id, content) = match intent {
             Intent::OpenDeny { trigger_id, meta } => {
                 let fallback = format!("type `deny {} <reason>`", meta.run_id);
@@ -284,8 +333,15 @@ impl Slack {
             files: Vec::new(),
         };
         let reply = self.handler.handle(inbound).await;
-        if reply.kind == ReplyKind::Error {
-            self.tell(&channel_id, &user, None, &reply.text).await;
+        if reply.kind != ReplyKind::Error {
+            return;
+        }
+        let unheard = match answer {
+            Some(answer) => answer.send(reply.text).err(),
+            None => Some(reply.text),
+        };
+        if let Some(text) = unheard {
+            self.tell(&channel_id, &user, None, &text).await;
         }
     }
 }

@@ -375,11 +375,14 @@ impl Slack {
                 Err(e) => tracing::warn!(error = %e, "unreadable Socket Mode slash command"),
             },
             "interactive" => {
-                let handled = serde_json::from_value::<Interaction>(envelope.payload)
-                    .map_err(|e| e.to_string())
-                    .and_then(|i| on_interaction(&self, i).map_err(|e| e.to_string()));
-                if let Err(e) = handled {
-                    tracing::warn!(error = %e, "unreadable Socket Mode interaction");
+                let handled = match serde_json::from_value::<Interaction>(envelope.payload) {
+                    Ok(i) => on_interaction(&self, i).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                match handled {
+                    Ok(Some(body)) => ack["payload"] = body,
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "unreadable Socket Mode interaction"),
                 }
             }
             "events_api" => match serde_json::from_value::<EventsBody>(envelope.payload) {
