@@ -296,6 +296,14 @@ impl Application {
             ));
         }
         if !adapters.is_empty() {
+            // Signed checkpoints to `[audit] channel`, as they are written.
+            background.push(behind.spawn(
+                crate::chat::checkpoints::post_checkpoints_until_stopped(
+                    self.engine.clone(),
+                    adapters.clone(),
+                    shutdown.clone(),
+                ),
+            ));
             let notifier = crate::chat::notifier::Notifier::new(self.engine.clone(), adapters);
             background.push(behind.spawn(notifier.run_until_stopped(shutdown.clone())));
         }

@@ -3,6 +3,7 @@
 //! and the [`notifier`] that keeps each run's chat messages in step with it.
 
 pub mod bridge;
+pub mod checkpoints;
 pub mod notifier;
 mod quick;
 pub mod views;

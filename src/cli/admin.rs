@@ -282,7 +282,7 @@ pub(super) fn audit_key(config: &Config) -> anyhow::Result<ExitCode> {
 }
 
 /// `execgov audit checkpoint`: signs the chain's head now and appends it to the
-/// checkpoint file; prints the line written.
+/// checkpoint file; prints the line written, and where `serve` posts it.
 pub(super) async fn audit_checkpoint(config: Config) -> anyhow::Result<ExitCode> {
     let key = audit::signing_key(&config)?;
     let store = store(&config).await?;
@@ -295,6 +295,9 @@ pub(super) async fn audit_checkpoint(config: Config) -> anyhow::Result<ExitCode>
         written.hash,
         config.checkpoint_file().display()
     );
+    if let Some(channel) = &config.audit.channel {
+        println!("serve posts it to the `{channel}` channel within seconds");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

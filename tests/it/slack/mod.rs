@@ -15,6 +15,7 @@ pub mod sign;
 pub mod socket;
 
 mod approvals;
+mod checkpoints;
 mod files;
 mod flows;
 mod late;
@@ -78,6 +79,8 @@ pub struct Options {
     pub critical: bool,
     /// Register `import-csv`, which takes a file (at most 1 MiB, .csv).
     pub files: bool,
+    /// `[audit] channel = "approvals"`: checkpoints are posted there.
+    pub audit_channel: bool,
 }
 
 /// The application serving `/slack/*`, with its fake Slack; stopped when dropped.
@@ -133,6 +136,9 @@ pub async fn spawn_slack_app_with(opts: Options) -> SlackApp {
             "app_token = \"{}\"\n",
             secret("slack_app_token", fake::APP_TOKEN)
         ));
+    }
+    if opts.audit_channel {
+        section.push_str("\n[audit]\nchannel = \"approvals\"\n");
     }
     // `write_config`'s extra lands before `[database]`: a table goes at the end.
     env.write_config("");
