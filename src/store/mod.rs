@@ -29,7 +29,8 @@
 //!   (plain or keyed); `audit_verify.rs`: verifying it, against signed checkpoints
 //!   too; `audit_backing.rs`: the check before a run starts that its approvals
 //!   are backed by verifying entries.
-//! - `runners.rs`: runners, their leases, the logs and files they send, their finish.
+//! - `runners.rs`: runners: enrolment, credentials, revocation, the list.
+//! - `reports.rs`: what a runner sends about its runs: leases, log chunks, files, finish.
 //! - `second_factor.rs`: TOTP second factors for step-up approval (sealed).
 //! - `retention.rs`: removing the payloads of old finished runs, in batches.
 //! - `misc.rs`, `posts.rs`, `schedules.rs`, `web.rs`: the tables beside the runs.
@@ -58,6 +59,7 @@ mod model;
 mod ops;
 mod postgres;
 mod posts;
+mod reports;
 mod retention;
 mod runners;
 mod runs;
@@ -76,8 +78,9 @@ pub use columns::{NewRun, Run};
 pub use model::{Approval, Artifact, ChainCheck, DecisionInput, DecisionOutcome, RunFilter};
 pub use ops::{Durability, Write};
 pub use posts::ChatPost;
+pub use reports::{Finished, RunnerFinish};
 pub use retention::{Cuts, Prune, SeenLog};
-pub use runners::{Enrolment, Finished, RunnerFinish, RunnerIdentity, RunnerRecord};
+pub use runners::{Enrolment, RunnerIdentity, RunnerRecord};
 pub use runs::{Edit, Note, Transition};
 pub use second_factor::{FactorWrite, LOCK_MS, MAX_FAILURES, SecondFactor};
 

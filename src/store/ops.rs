@@ -13,8 +13,9 @@ use super::break_glass;
 use super::claim::Claim;
 use super::model::{Artifact, DecisionInput};
 use super::posts::ChatPost;
+use super::reports::{Finished, RunnerFinish};
 use super::retention::Prune;
-use super::runners::{Enrolment, Finished, RunnerFinish, RunnerIdentity};
+use super::runners::{Enrolment, RunnerIdentity};
 use super::runs::Transition;
 use super::schedules::{EventOutcome, ScheduleEvent, ScheduleState};
 use super::sql::Tx;
@@ -368,7 +369,7 @@ impl TryFrom<Answer> for () {
 
 /// Runs `write` in `tx`, then appends the audit entries it queued.
 pub(super) async fn apply(tx: &mut Tx<'_>, write: Write) -> Result<Answer, StoreError> {
-    use super::{approvals, claim, misc, posts, runners, runs, schedules, web};
+    use super::{approvals, claim, misc, posts, reports, runners, runs, schedules, web};
     let answer: Answer = match write {
         Write::CreateRun(new) => runs::create(tx, *new).await?.into(),
         Write::Transition(t) => runs::transition(tx, t).await?.into(),
@@ -480,7 +481,7 @@ pub(super) async fn apply(tx: &mut Tx<'_>, write: Write) -> Result<Answer, Store
             slots,
             lease_until,
             now,
-        } => runners::poll(tx, &runner, &holding, slots, lease_until, now)
+        } => reports::poll(tx, &runner, &holding, slots, lease_until, now)
             .await?
             .into(),
         Write::AppendLog {
@@ -489,17 +490,17 @@ pub(super) async fn apply(tx: &mut Tx<'_>, write: Write) -> Result<Answer, Store
             at,
             data,
             cap,
-        } => runners::append_log(tx, run, &runner, at, data, cap)
+        } => reports::append_log(tx, run, &runner, at, data, cap)
             .await?
             .into(),
         Write::SaveArtifact {
             runner,
             artifact,
             data,
-        } => runners::save_artifact(tx, &runner, &artifact, data)
+        } => reports::save_artifact(tx, &runner, &artifact, data)
             .await?
             .into(),
-        Write::RunnerFinish(f) => runners::finish(tx, f).await?.into(),
+        Write::RunnerFinish(f) => reports::finish(tx, f).await?.into(),
         Write::Prune { batch, now } => super::retention::prune(tx, batch, now).await?.into(),
         Write::SecondFactor(w) => super::second_factor::apply(tx, w).await?,
         Write::Raw(sql) => {

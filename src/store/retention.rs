@@ -80,7 +80,7 @@ pub(super) async fn prune(
             output: false,
         };
         if let Some(seen) = p.log.filter(|_| before.log_pruned_at.is_none())
-            && super::runners::log_end(tx, p.run).await? == seen.stored
+            && super::reports::log_end(tx, p.run).await? == seen.stored
         {
             tx.execute("DELETE FROM log_chunks WHERE run_id = $1", args![p.run.0])
                 .await?;
