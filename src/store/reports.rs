@@ -8,7 +8,7 @@ use serde_json::json;
 use super::model::Artifact;
 use super::ops::{Durability, Write};
 use super::runs::{Edit, Note, fetch_for_update, move_run};
-use super::sql::{Tx, args};
+use super::sql::{Row, Tx, args};
 use super::{Run, Store, StoreError};
 use crate::types::{RunId, RunState};
 
@@ -83,19 +83,21 @@ pub(super) async fn poll(
     Ok(lost)
 }
 
-/// The log stored so far for `run`: where the next byte goes.
-pub(super) async fn log_end(tx: &mut Tx<'_>, run: RunId) -> Result<u64, StoreError> {
-    let last = tx
-        .fetch_optional(
-            "SELECT at_byte, length(data) AS n FROM log_chunks WHERE run_id = $1 \
-             ORDER BY at_byte DESC LIMIT 1",
-            args![run.0],
-        )
-        .await?;
+/// A run's last log chunk: where it starts and how long it is.
+const LAST_CHUNK: &str = "SELECT at_byte, length(data) AS n FROM log_chunks WHERE run_id = $1 \
+                          ORDER BY at_byte DESC LIMIT 1";
+
+/// The log's length from its last chunk (none: nothing stored).
+fn end_of(last: Option<Row>) -> Result<u64, StoreError> {
     Ok(match last {
         Some(r) => (r.get::<i64>("at_byte")? + r.get::<i64>("n")?) as u64,
         None => 0,
     })
+}
+
+/// The log stored so far for `run`: where the next byte goes.
+pub(super) async fn log_end(tx: &mut Tx<'_>, run: RunId) -> Result<u64, StoreError> {
+    end_of(tx.fetch_optional(LAST_CHUNK, args![run.0]).await?)
 }
 
 /// The run, if `runner` holds it (claimed it; running, or finished by it).
@@ -318,17 +320,7 @@ impl Store {
 
     /// How many bytes of `run`'s log are stored.
     pub async fn log_size(&self, run: RunId) -> Result<u64, StoreError> {
-        let row = self
-            .fetch_optional(
-                "SELECT at_byte, length(data) AS n FROM log_chunks WHERE run_id = $1 \
-                 ORDER BY at_byte DESC LIMIT 1",
-                args![run.0],
-            )
-            .await?;
-        Ok(match row {
-            Some(r) => (r.get::<i64>("at_byte")? + r.get::<i64>("n")?) as u64,
-            None => 0,
-        })
+        end_of(self.fetch_optional(LAST_CHUNK, args![run.0]).await?)
     }
 
     /// The bytes of a run's file, if the server has them.
