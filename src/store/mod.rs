@@ -21,7 +21,7 @@
 //! - `columns.rs`: the `runs` table declared once: [`Run`], [`NewRun`], INSERT, UPDATE.
 //! - `model.rs`: the other public row types.
 //! - `sql.rs`: values, rows, the transaction type both backends implement.
-//! - `ops.rs`: the closed set of writes and [`Durability`].
+//! - `ops.rs`: the closed set of writes and [`Durability`]; `answer.rs`: what a write answers.
 //! - `runs.rs`: create, the transition, cancel, expiry, lapsed leases, run queries.
 //! - `claim.rs`: handing a queued run to a worker, leases, progress.
 //! - `approvals.rs`: one decision per approver, quorum.
@@ -43,6 +43,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::types::{PersonId, RunId, RunState};
 
+mod answer;
 mod approvals;
 mod audit;
 mod audit_backing;
@@ -262,7 +263,7 @@ impl Store {
 
     /// Makes one write on the backend's write path and answers what it did.
     /// `durability` is what the caller needs before it tells anyone.
-    pub async fn write<T: TryFrom<ops::Answer, Error = StoreError>>(
+    pub async fn write<T: TryFrom<answer::Answer, Error = StoreError>>(
         &self,
         write: Write,
         durability: Durability,

@@ -7,19 +7,19 @@
 //! [`Tx`] and appends its audit entries at its end. Nothing else in the store
 //! writes: reads go through `Store::fetch_*`.
 
-use super::approvals::Decided;
+use super::answer::Answer;
 use super::audit::NewEntry;
 use super::break_glass;
 use super::claim::Claim;
 use super::model::{Artifact, DecisionInput};
 use super::posts::ChatPost;
-use super::reports::{Finished, RunnerFinish};
+use super::reports::RunnerFinish;
 use super::retention::Prune;
 use super::runners::{Enrolment, RunnerIdentity};
 use super::runs::Transition;
-use super::schedules::{EventOutcome, ScheduleEvent, ScheduleState};
+use super::schedules::ScheduleEvent;
 use super::sql::Tx;
-use super::{NewRun, Run, StoreError};
+use super::{NewRun, StoreError};
 use crate::types::RunId;
 
 /// How a commit must reach the disk before its caller hears of it.
@@ -280,89 +280,6 @@ impl Write {
             Write::Prune { .. } => "prune",
             Write::SecondFactor(_) => "second_factor",
             Write::Raw(_) => "raw",
-        }
-    }
-}
-
-/// What a write answers; each `Store` method takes out the one it expects.
-#[derive(Debug)]
-pub enum Answer {
-    Done,
-    Run(Run),
-    MaybeRun(Option<Run>),
-    Runs(Vec<Run>),
-    Decision(Decided),
-    Flag(bool),
-    Count(u64),
-    Id(i64),
-    Person(Option<String>),
-    Post(ChatPost),
-    Schedule(ScheduleState),
-    Event(EventOutcome),
-    Runner(Option<RunnerIdentity>),
-    MaybeRuns(Option<Vec<Run>>),
-    RunIds(Vec<RunId>),
-    Finished(Finished),
-    Pruned(Vec<Prune>),
-    MaybeAt(Option<i64>),
-}
-
-macro_rules! answers {
-    ($($variant:ident => $t:ty),* $(,)?) => {$(
-        impl From<$t> for Answer {
-            fn from(v: $t) -> Answer {
-                Answer::$variant(v)
-            }
-        }
-        impl TryFrom<Answer> for $t {
-            type Error = StoreError;
-            fn try_from(a: Answer) -> Result<$t, StoreError> {
-                match a {
-                    Answer::$variant(v) => Ok(v),
-                    other => Err(StoreError::Corrupt(format!(
-                        "a write answered {other:?} where {} was expected",
-                        stringify!($variant)
-                    ))),
-                }
-            }
-        }
-    )*};
-}
-
-answers! {
-    Run => Run,
-    MaybeRun => Option<Run>,
-    Runs => Vec<Run>,
-    Decision => Decided,
-    Flag => bool,
-    Count => u64,
-    Id => i64,
-    Person => Option<String>,
-    Post => ChatPost,
-    Schedule => ScheduleState,
-    Event => EventOutcome,
-    Runner => Option<RunnerIdentity>,
-    MaybeRuns => Option<Vec<Run>>,
-    RunIds => Vec<RunId>,
-    Finished => Finished,
-    Pruned => Vec<Prune>,
-    MaybeAt => Option<i64>,
-}
-
-impl From<()> for Answer {
-    fn from(_: ()) -> Answer {
-        Answer::Done
-    }
-}
-
-impl TryFrom<Answer> for () {
-    type Error = StoreError;
-    fn try_from(a: Answer) -> Result<(), StoreError> {
-        match a {
-            Answer::Done => Ok(()),
-            other => Err(StoreError::Corrupt(format!(
-                "a write answered {other:?} where nothing was expected"
-            ))),
         }
     }
 }

@@ -15,7 +15,8 @@ use sqlx::{Connection as _, PgConnection};
 
 use super::StoreError;
 use super::audit_key::AuditKey;
-use super::ops::{Answer, Durability, Write, apply};
+use super::answer::Answer;
+use super::ops::{Durability, Write, apply};
 use super::sql::{Row, Tx, TxConn, Value, pg_query, pg_rows};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

@@ -94,7 +94,7 @@ pub enum FactorWrite {
 pub(super) async fn apply(
     tx: &mut Tx<'_>,
     w: FactorWrite,
-) -> Result<super::ops::Answer, StoreError> {
+) -> Result<super::answer::Answer, StoreError> {
     Ok(match w {
         FactorWrite::Start {
             person,
@@ -250,7 +250,7 @@ impl Store {
     }
 
     /// One of [`FactorWrite`], synced: a person is told what it did.
-    pub async fn factor_write<T: TryFrom<super::ops::Answer, Error = StoreError>>(
+    pub async fn factor_write<T: TryFrom<super::answer::Answer, Error = StoreError>>(
         &self,
         w: FactorWrite,
     ) -> Result<T, StoreError> {

@@ -22,7 +22,8 @@ use tokio::sync::oneshot;
 
 use super::StoreError;
 use super::audit_key::AuditKey;
-use super::ops::{Answer, Durability, Write, apply};
+use super::answer::Answer;
+use super::ops::{Durability, Write, apply};
 use super::sql::{Tx, TxConn};
 
 /// The most synced operations one transaction takes.
