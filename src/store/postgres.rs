@@ -14,8 +14,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection as _, PgConnection};
 
 use super::StoreError;
-use super::audit_key::AuditKey;
 use super::answer::Answer;
+use super::audit_key::AuditKey;
 use super::ops::{Durability, Write, apply};
 use super::sql::{Row, Tx, TxConn, Value, pg_query, pg_rows};
 

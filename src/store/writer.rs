@@ -21,8 +21,8 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::StoreError;
-use super::audit_key::AuditKey;
 use super::answer::Answer;
+use super::audit_key::AuditKey;
 use super::ops::{Durability, Write, apply};
 use super::sql::{Tx, TxConn};
 

@@ -13,7 +13,7 @@
 //! - `auth.rs`: sessions, API tokens, CSRF, the `Viewer`/`ApiCaller` extractors.
 //! - `login.rs`: chat-issued sign-in links, dev login, sign-out.
 //! - `layout.rs`: the page frame, CSS and small rendering helpers.
-//! - `run_page.rs`: one run (audit link or signed in), its log, files, Cancel.
+//! - `run_page.rs`: one run (audit link or signed in), Cancel; `run_files.rs`: its log and files; `timeline.rs`: its timeline worded.
 //! - `decision.rs`: Approve (through a confirmation page) and Deny.
 //! - `runs_list.rs`: `/runs`, filtered and paged by id.
 //! - `scripts.rs`: the catalogue and one script's page.
@@ -39,10 +39,12 @@ pub mod metrics;
 mod openapi;
 mod process_metrics;
 mod readiness;
+mod run_files;
 mod run_form;
 mod run_page;
 mod runs_list;
 mod scripts;
+mod timeline;
 mod tokens;
 mod two_factor;
 mod view;
@@ -50,7 +52,7 @@ mod view;
 pub(crate) use api::{run_document, run_json};
 pub use error::{ApiError, WebError};
 pub use readiness::Readiness;
-pub use run_page::strip_ansi;
+pub use run_files::strip_ansi;
 
 use crate::config::Config;
 use crate::engine::Engine;
@@ -180,8 +182,8 @@ pub fn router(state: impl Into<WebState>) -> Router {
         .route("/logout", post(login::sign_out))
         .route("/runs", get(runs_list::runs_page))
         .route("/runs/{id}", get(run_page::run_page))
-        .route("/runs/{id}/log", get(run_page::run_log))
-        .route("/runs/{id}/artifacts/{name}", get(run_page::artifact))
+        .route("/runs/{id}/log", get(run_files::run_log))
+        .route("/runs/{id}/artifacts/{name}", get(run_files::artifact))
         .route("/runs/{id}/approve", get(decision::confirm_page))
         .route("/runs/{id}/decision", post(decision::decide))
         .route("/runs/{id}/review", post(decision::review))

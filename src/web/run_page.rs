@@ -9,6 +9,8 @@ use super::layout::{
     page_refreshing, plural, redirect_with_notice, respond, state_badge, take_notice, time,
     urlencode,
 };
+use super::run_files::strip_ansi;
+use super::timeline::timeline_label;
 use super::{WebError, WebState, decision, view};
 use crate::clock::{format_duration_ms, format_ms};
 use crate::engine::Engine;
@@ -16,8 +18,8 @@ use crate::store::{Approval, Artifact, AuditEntry, Run};
 use crate::types::{RunId, RunState};
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -33,7 +35,7 @@ pub(super) struct TokenQuery {
 }
 
 /// How the page was opened.
-enum Access {
+pub(super) enum Access {
     /// An audit link: this run only, read-only; links inside carry the token.
     Link(String),
     /// A signed-in person who may see the run.
@@ -53,7 +55,7 @@ impl Access {
 /// A valid token opens its run. Without one (or with a bad one), a signed-in
 /// person who may see the run gets it, anyone else a refusal that says nothing
 /// about whether the run exists: 403 for links, 404 for signed-in people.
-async fn authorise(
+pub(super) async fn authorise(
     engine: &Engine,
     id: &str,
     q: &TokenQuery,
@@ -354,54 +356,6 @@ fn actions(engine: &Engine, run: &Run, approvals: &[Approval], v: &Viewer) -> Ma
     }
 }
 
-/// A timeline entry for people: what happened, with who decided where it matters.
-fn timeline_label(e: &AuditEntry) -> String {
-    let detail = |k: &str| {
-        e.details
-            .get(k)
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-    };
-    let reason = detail("reason")
-        .map(|r| format!(": {r}"))
-        .unwrap_or_default();
-    match e.action.as_str() {
-        "run.requested" => "Requested".into(),
-        "run.awaiting_approval" => "Waiting for approval".into(),
-        "run.queued" => "Queued".into(),
-        "run.started" | "run.running" => match detail("worker") {
-            Some(w) => format!("Started on {w}"),
-            None => "Started".into(),
-        },
-        "approval.approved" => format!(
-            "Approved by {}{reason}",
-            detail("approver").unwrap_or_default()
-        ),
-        "approval.denied" => format!(
-            "Denied by {}{reason}",
-            detail("approver").unwrap_or_default()
-        ),
-        "approval.refused" => format!("Decision refused{reason}"),
-        "run.cancel_requested" => "Cancel requested".into(),
-        "policy.bypassed" => format!("Break-glass: started without approval{reason}"),
-        "policy.reviewed" => format!(
-            "Break-glass reviewed{}",
-            detail("note").map(|n| format!(": {n}")).unwrap_or_default()
-        ),
-        "policy.review_overdue" => "Break-glass review overdue: posted again".into(),
-        "run.refused" => format!("Refused{reason}"),
-        "run.rejected" => format!("Rejected{reason}"),
-        a if a.starts_with("run.") => {
-            let mut label = format!("Finished: {}", &a[4..]);
-            if let Some(c) = e.details.get("exit_code").and_then(|c| c.as_i64()) {
-                label.push_str(&format!(" (exit code {c})"));
-            }
-            label
-        }
-        other => other.to_string(),
-    }
-}
-
 /// A structured result as a table: a `table` (docs/results.md) with the other
 /// keys as facts above it, an object's keys, or a list of objects' columns.
 fn result_table(v: &serde_json::Value) -> Markup {
@@ -472,82 +426,6 @@ fn without_progress(log: &str) -> (String, usize) {
         }
     }
     (kept, dropped)
-}
-
-/// Removes ANSI escape sequences (colours, cursor moves) from log text.
-pub fn strip_ansi(s: &str) -> String {
-    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re = RE.get_or_init(|| {
-        regex::Regex::new(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07").expect("valid regex")
-    });
-    re.replace_all(s, "").into_owned()
-}
-
-/// `GET /runs/{id}/log`: the whole log as plain text, ANSI codes stripped.
-pub(super) async fn run_log(
-    State(state): State<WebState>,
-    Path(id): Path<String>,
-    Query(q): Query<TokenQuery>,
-    MaybeViewer(viewer): MaybeViewer,
-) -> Result<Response, WebError> {
-    let (run, _) = authorise(state.engine(), &id, &q, viewer).await?;
-    if run.log_pruned_at.is_some() {
-        let why = crate::retention::notes(&run, false)
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| "log removed by retention".into());
-        return Err(WebError::Gone(format!("run {}: {why}", run.id)));
-    }
-    let body = crate::runs_data::log_all(state.engine(), &run)
-        .await?
-        .ok_or_else(|| WebError::NotFound("this run has no log yet".into()))?;
-    let text = strip_ansi(&String::from_utf8_lossy(&body));
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
-}
-
-/// `GET /runs/{id}/artifacts/{name}`: one file the run produced, as a download.
-pub(super) async fn artifact(
-    State(state): State<WebState>,
-    Path((id, name)): Path<(String, String)>,
-    Query(q): Query<TokenQuery>,
-    MaybeViewer(viewer): MaybeViewer,
-) -> Result<Response, WebError> {
-    let engine = state.engine();
-    let (run, _) = authorise(engine, &id, &q, viewer).await?;
-    let artifacts = engine.store().artifacts(run.id).await?;
-    let a = artifacts
-        .into_iter()
-        .find(|a| a.name == name)
-        .ok_or_else(|| WebError::NotFound(format!("run {} has no file `{name}`", run.id)))?;
-    if let Some(at) = run.files_pruned_at {
-        return Err(WebError::Gone(format!(
-            "run {}: the file `{name}` was removed by retention on {} (sha256 {}, {} bytes)",
-            run.id,
-            crate::clock::format_ms(at),
-            a.sha256,
-            a.size
-        )));
-    }
-    let body = crate::runs_data::artifact_bytes(engine, &a)
-        .await?
-        .ok_or_else(|| WebError::NotFound("the file's contents are not kept any more".into()))?;
-    let safe: String = a
-        .name
-        .chars()
-        .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')
-        .collect();
-    let disposition = format!(
-        "attachment; filename=\"{safe}\"; filename*=UTF-8''{}",
-        urlencode(&a.name)
-    );
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        body,
-    )
-        .into_response())
 }
 
 #[derive(Debug, Deserialize)]
