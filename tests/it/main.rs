@@ -3,6 +3,7 @@
 mod helpers;
 
 mod audit_cli;
+mod backup;
 mod break_glass;
 mod browser;
 mod cli;
