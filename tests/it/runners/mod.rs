@@ -1,4 +1,5 @@
-//! Runners: the protocol as the service speaks it (`protocol.rs`, by hand over
+//! Runners: real `execgov runner` processes against a real `execgov serve`
+//! (`processes.rs`, on the deployment of `served.rs`); the protocol as the service speaks it (`protocol.rs`, by hand over
 //! real HTTP).
 
 use crate::both_backends;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 
 mod processes;
 mod protocol;
+mod served;
 
 /// 2026-06-01T00:00:00Z.
 const T0: i64 = 1_780_272_000_000;
