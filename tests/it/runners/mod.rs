@@ -1,6 +1,6 @@
 //! Runners: real `execgov runner` processes against a real `execgov serve`
-//! (`processes.rs`, on the deployment of `served.rs`); the protocol as the service speaks it (`protocol.rs`, by hand over
-//! real HTTP).
+//! (`processes.rs`, on the deployment of `served.rs`); the protocol as the
+//! service speaks it (`protocol.rs`, by hand over real HTTP).
 
 use crate::both_backends;
 use crate::helpers::*;
