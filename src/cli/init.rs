@@ -15,7 +15,7 @@
 // Argparse actions to typed parameters.
 mod mapping;
 
-use mapping::map_actions;
+use mapping::{Action, Mapped, map_actions};
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::EXIT_RUN_FAILED;
 use crate::config::Config;
@@ -68,51 +67,6 @@ struct Probe {
     prog: String,
     description: String,
     actions: Vec<Action>,
-}
-
-/// One argparse action, as the probe describes it.
-#[derive(Debug, Deserialize)]
-struct Action {
-    kind: String,
-    option_strings: Vec<String>,
-    dest: String,
-    nargs: Value,
-    #[serde(rename = "type")]
-    type_name: Option<String>,
-    choices: Option<Vec<Value>>,
-    subcommands: Option<Vec<String>>,
-    required: bool,
-    /// In a mutually exclusive group: its default is left to the script, since
-    /// passing it would clash with the other members.
-    #[serde(default)]
-    exclusive: bool,
-    default: Value,
-    help: String,
-}
-
-/// One `[[param]]` as it will be written.
-#[derive(Debug, Clone, PartialEq)]
-struct GenParam {
-    name: String,
-    kind: &'static str,
-    choices: Vec<String>,
-    /// TOML text of the default, when there is one the type accepts.
-    default: Option<String>,
-    optional: bool,
-    description: String,
-}
-
-/// What became of one argument.
-#[derive(Debug, Clone, PartialEq)]
-enum Mapped {
-    /// A parameter and the `command` elements that pass it.
-    Param {
-        param: GenParam,
-        elements: Vec<String>,
-        positional: bool,
-    },
-    /// Not mapped: the argument as the script names it, and why.
-    Skipped { what: String, why: String },
 }
 
 /// `execgov init`: writes `{out}/{name}.toml`, prints what was not mapped.
@@ -378,7 +332,9 @@ fn manifest_text(w: &Written<'_>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::mapping::GenParam;
     use super::*;
+    use serde_json::Value;
 
     fn action(kind: &str, options: &[&str], dest: &str) -> Action {
         Action {

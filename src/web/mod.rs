@@ -52,7 +52,7 @@ mod view;
 pub(crate) use api::{run_document, run_json};
 pub use error::{ApiError, WebError};
 pub use readiness::Readiness;
-pub use run_files::strip_ansi;
+pub use run_page::strip_ansi;
 
 use crate::config::Config;
 use crate::engine::Engine;

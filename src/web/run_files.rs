@@ -5,20 +5,11 @@
 
 use super::auth::MaybeViewer;
 use super::layout::urlencode;
-use super::run_page::{TokenQuery, authorise};
+use super::run_page::{TokenQuery, authorise, strip_ansi};
 use super::{WebError, WebState};
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-
-/// Removes ANSI escape sequences (colours, cursor moves) from log text.
-pub fn strip_ansi(s: &str) -> String {
-    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re = RE.get_or_init(|| {
-        regex::Regex::new(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07").expect("valid regex")
-    });
-    re.replace_all(s, "").into_owned()
-}
 
 /// `GET /runs/{id}/log`: the whole log as plain text, ANSI codes stripped.
 pub(super) async fn run_log(

@@ -9,7 +9,6 @@ use super::layout::{
     page_refreshing, plural, redirect_with_notice, respond, state_badge, take_notice, time,
     urlencode,
 };
-use super::run_files::strip_ansi;
 use super::timeline::timeline_label;
 use super::{WebError, WebState, decision, view};
 use crate::clock::{format_duration_ms, format_ms};
@@ -426,6 +425,15 @@ fn without_progress(log: &str) -> (String, usize) {
         }
     }
     (kept, dropped)
+}
+
+/// Removes ANSI escape sequences (colours, cursor moves) from log text.
+pub fn strip_ansi(s: &str) -> String {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07").expect("valid regex")
+    });
+    re.replace_all(s, "").into_owned()
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,7 +5,52 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::{Action, GenParam, Mapped};
+use serde::Deserialize;
+
+/// One argparse action, as the probe describes it.
+#[derive(Debug, Deserialize)]
+pub(super) struct Action {
+    pub(super) kind: String,
+    pub(super) option_strings: Vec<String>,
+    pub(super) dest: String,
+    pub(super) nargs: Value,
+    #[serde(rename = "type")]
+    pub(super) type_name: Option<String>,
+    pub(super) choices: Option<Vec<Value>>,
+    pub(super) subcommands: Option<Vec<String>>,
+    pub(super) required: bool,
+    /// In a mutually exclusive group: its default is left to the script, since
+    /// passing it would clash with the other members.
+    #[serde(default)]
+    pub(super) exclusive: bool,
+    pub(super) default: Value,
+    pub(super) help: String,
+}
+
+/// One `[[param]]` as it will be written.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct GenParam {
+    pub(super) name: String,
+    pub(super) kind: &'static str,
+    pub(super) choices: Vec<String>,
+    /// TOML text of the default, when there is one the type accepts.
+    pub(super) default: Option<String>,
+    pub(super) optional: bool,
+    pub(super) description: String,
+}
+
+/// What became of one argument.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Mapped {
+    /// A parameter and the `command` elements that pass it.
+    Param {
+        param: GenParam,
+        elements: Vec<String>,
+        positional: bool,
+    },
+    /// Not mapped: the argument as the script names it, and why.
+    Skipped { what: String, why: String },
+}
 
 /// Each argparse action as a parameter, or why not.
 pub(super) fn map_actions(actions: &[Action]) -> Vec<Mapped> {
