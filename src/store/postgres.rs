@@ -19,6 +19,9 @@ use super::audit_key::AuditKey;
 use super::ops::{Durability, Write, apply};
 use super::sql::{Row, Tx, TxConn, Value, pg_query, pg_rows};
 
+/// How long a pooled connection may sit idle before it is checked on acquire.
+const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// The pool, and the one way to write through it.
@@ -35,6 +38,18 @@ impl Postgres {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(8)
+            // A connection used within the last second is taken as it is; one
+            // idle longer is pinged first (sqlx pings every time by default:
+            // one more round trip per query).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > PING_AFTER_IDLE {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await?;
         let mut conn = pool.acquire().await?;
@@ -56,12 +71,15 @@ impl Postgres {
         key: Option<Arc<AuditKey>>,
     ) -> Result<Answer, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
-        if durability == Durability::Relaxed {
-            sqlx::query("SET LOCAL synchronous_commit = off")
-                .execute(&mut *tx)
-                .await?;
-        }
+        // Bookkeeping commits without waiting for the WAL flush; the setting
+        // goes with the `BEGIN` (one round trip).
+        let mut tx = match durability {
+            Durability::Synced => conn.begin().await?,
+            Durability::Relaxed => {
+                conn.begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+                    .await?
+            }
+        };
         let answer = {
             let mut t = Tx::new(TxConn::Postgres(&mut tx)).with_key(key);
             apply(&mut t, write).await?
