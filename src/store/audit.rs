@@ -150,7 +150,8 @@ impl Tx<'_> {
             _ => {}
         }
         let kind = if key.is_some() { KEYED } else { PLAIN };
-        for chunk in entries.chunks(INSERT_ROWS) {
+        let chunks = entries.len().div_ceil(INSERT_ROWS);
+        for (c, chunk) in entries.chunks(INSERT_ROWS).enumerate() {
             let mut sql = String::from(
                 "INSERT INTO audit (seq, at, actor, action, run_id, details, prev_hash, hash, hash_kind) VALUES ",
             );
@@ -186,6 +187,26 @@ impl Tx<'_> {
                     hash,
                     kind,
                 ]);
+            }
+            if c + 1 == chunks && self.backend() == Backend::Postgres {
+                // On PostgreSQL the last rows and the head's move are one
+                // statement (one round trip while the head is locked).
+                let n = binds.len();
+                sql = format!(
+                    "WITH appended AS ({sql}) UPDATE audit_head SET seq = ${}, hash = ${}, \
+                     hash_kind = ${}, key_id = ${} WHERE id = 1",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4
+                );
+                binds.extend(args![
+                    seq,
+                    prev.clone(),
+                    kind,
+                    key.as_ref().map(|k| k.id().to_string())
+                ]);
+                return self.execute(&sql, binds).await.map(|_| ());
             }
             self.execute(&sql, binds).await?;
         }
