@@ -97,8 +97,9 @@ fn same_tags(a: &[String], b: &[String]) -> bool {
     a == b
 }
 
-/// Up to `slots` runs for `runner`, each claimed and turned into a job. A run
-/// whose manifest changed since it was requested fails instead (audited).
+/// Up to `slots` runs for `runner`, claimed together and each turned into a
+/// job. A run whose manifest changed since it was requested fails instead
+/// (audited); its slot waits for the next poll.
 async fn claim(
     api: &RunnerApi,
     runner: &RunnerIdentity,
@@ -107,14 +108,11 @@ async fn claim(
 ) -> Result<Vec<Job>, RunnerApiError> {
     let engine = &api.engine;
     let mut jobs = Vec::new();
-    while jobs.len() < slots as usize {
-        let Some(run) = engine
-            .store()
-            .claim_next(runner, lease_ms, engine.now())
-            .await?
-        else {
-            break;
-        };
+    let claimed = engine
+        .store()
+        .claim_runs(runner, slots as usize, lease_ms, engine.now())
+        .await?;
+    for run in claimed {
         engine.emit(&run);
         match super::job::build(engine, &run) {
             Ok(mut job) => {

@@ -22,10 +22,11 @@ use crate::types::{RunId, RunState};
 /// How many queued runs a claim looks at in one go.
 const CANDIDATES: i64 = 32;
 
-/// Claim the next run `runner` may take, leased until `now + lease_ms`.
+/// Claim up to `max` runs `runner` may take, each leased until `now + lease_ms`.
 #[derive(Debug, Clone)]
 pub struct Claim {
     pub runner: RunnerIdentity,
+    pub max: usize,
     pub lease_ms: i64,
     pub now: i64,
 }
@@ -49,22 +50,26 @@ const CANDIDATES_POSTGRES: &str = "SELECT * FROM runs WHERE state = 'queued' \
 /// audit log) before it answers that nothing can run.
 const REFUSALS: usize = 8;
 
-/// The next run `c.runner` may take becomes `running` for it; a run whose
-/// approvals are not backed by the audit chain (`audit_backing.rs`) becomes
-/// `failed` instead, and the claim looks again.
-pub(super) async fn claim(tx: &mut Tx<'_>, c: Claim) -> Result<Option<Run>, StoreError> {
-    for _ in 0..REFUSALS {
+/// Up to `c.max` runs `c.runner` may take become `running` for it, oldest
+/// first, in one transaction; a run whose approvals are not backed by the
+/// audit chain (`audit_backing.rs`) becomes `failed` instead, and the claim
+/// looks again.
+pub(super) async fn claim(tx: &mut Tx<'_>, c: Claim) -> Result<Vec<Run>, StoreError> {
+    let mut taken = Vec::new();
+    let mut refused = 0;
+    while taken.len() < c.max && refused < REFUSALS {
         let Some(run) = next(tx, &c).await? else {
-            return Ok(None);
+            break;
         };
         match audit_backing::check(tx, &run).await? {
-            None => return take(tx, run, c).await.map(Some),
+            None => taken.push(take(tx, run, &c).await?),
             Some(why) => {
+                refused += 1;
                 audit_backing::refuse(tx, run, why, c.now).await?;
             }
         }
     }
-    Ok(None)
+    Ok(taken)
 }
 
 /// The next queued run `c.runner` may take, as read (on PostgreSQL locked).
@@ -90,7 +95,7 @@ async fn next(tx: &mut Tx<'_>, c: &Claim) -> Result<Option<Run>, StoreError> {
 
 /// `run` (as read) becomes `running` for the claiming worker: the one
 /// transition, so a run that is not `queued` is refused like any other move.
-async fn take(tx: &mut Tx<'_>, run: Run, c: Claim) -> Result<Run, StoreError> {
+async fn take(tx: &mut Tx<'_>, run: Run, c: &Claim) -> Result<Run, StoreError> {
     let lease_until = c.now + c.lease_ms;
     let details = json!({ "worker": c.runner.name, "lease_until": lease_until });
     let note = Note {
@@ -99,7 +104,7 @@ async fn take(tx: &mut Tx<'_>, run: Run, c: Claim) -> Result<Run, StoreError> {
         details,
         now: c.now,
     };
-    let worker = c.runner.name;
+    let worker = c.runner.name.clone();
     let edit = Edit::new(move |r| {
         r.worker = Some(worker);
         r.lease_until = Some(lease_until);
@@ -182,8 +187,21 @@ impl Store {
         lease_ms: i64,
         now: i64,
     ) -> Result<Option<Run>, StoreError> {
+        Ok(self.claim_runs(runner, 1, lease_ms, now).await?.pop())
+    }
+
+    /// [`claim_next`](Self::claim_next) for up to `max` runs at once (one
+    /// transaction), oldest first; empty when nothing can run.
+    pub async fn claim_runs(
+        &self,
+        runner: &RunnerIdentity,
+        max: usize,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<Vec<Run>, StoreError> {
         let claim = Claim {
             runner: runner.clone(),
+            max,
             lease_ms,
             now,
         };
@@ -244,10 +262,11 @@ mod tests {
         let mut tx = Tx::new(TxConn::Sqlite(&mut conn));
         let claim = Claim {
             runner: crate::store::testing::local_runner("w2"),
+            max: 1,
             lease_ms: 1_000,
             now: 3_000,
         };
-        let second = take(&mut tx, running.clone(), claim)
+        let second = take(&mut tx, running.clone(), &claim)
             .now_or_never()
             .expect("SQLite never waits");
         assert!(
