@@ -4,13 +4,19 @@
 //! cgroups, no core dumps, a PID namespace, the run user, no new privileges,
 //! death with the runner, no inherited descriptor.
 //!
-//! This is the crate's only `unsafe` code. The child is a copy of a
-//! multi-threaded process in which another thread may have held a lock (malloc's,
-//! say) at the fork, so everything here is prepared by the parent and the
-//! child makes system calls only: no allocation, no lock, nothing that is not
-//! async-signal-safe. A failed step sends its name and `errno` back to the
-//! parent through a pipe that `exec` closes, so a start failure can say what
-//! went wrong, and a start that worked is known when that pipe ends.
+//! This is the crate's only `unsafe` code. On x86_64 the child is made the way
+//! `posix_spawn` makes one: it shares the runner's memory (`CLONE_VM`) on a
+//! stack of its own while the spawning thread waits (`CLONE_VFORK`) until it
+//! `exec`s or exits, so no copy of the runner's page tables is made (a fork of
+//! a large, busy process costs milliseconds of CPU, and page faults in every
+//! other thread after it). Elsewhere, or on kernels without `clone3`, it is a
+//! fork. Either way other threads may hold locks (malloc's, say), so everything
+//! here is prepared by the parent and the child makes system calls only: no
+//! allocation, no lock, nothing that is not async-signal-safe, and it runs with
+//! every signal blocked until it has put back the default handlers. A failed
+//! step sends its name and `errno` back to the parent through a pipe that
+//! `exec` closes, so a start failure can say what went wrong, and a start that
+//! worked is known when that pipe ends.
 //!
 //! Why not `std`'s `Command`: it forks and then the child writes itself into
 //! each cgroup, and moving a process between cgroups makes the kernel wait for
@@ -42,6 +48,11 @@ const INIT_SLEEP: &CStr = c"2147483647";
 
 /// `clone3(2)` flag: create the child in the cgroup `CloneArgs::cgroup` names.
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+/// The stack a child that shares the runner's memory runs on until `exec`
+/// (its steps need a few KiB).
+const CHILD_STACK: usize = 128 * 1024;
+/// Signals are 1 to 64 on Linux.
+const LAST_SIGNAL: c_int = 64;
 
 /// `struct clone_args` of `clone3(2)`, up to `cgroup` (`CLONE_ARGS_SIZE_VER2`).
 #[repr(C)]
@@ -79,6 +90,7 @@ pub(crate) enum StartFailure {
 }
 
 /// The descriptors the child puts in place, all above 2 in the parent.
+#[derive(Clone, Copy)]
 struct ChildFds {
     stdin: RawFd,
     stdout: RawFd,
@@ -109,7 +121,17 @@ pub(crate) fn start(launch: &Launch, setup: &ChildSetup) -> Result<Started, Star
         stderr: err_write.as_raw_fd(),
         report: report_write.as_raw_fd(),
     };
-    let (pid, inside) = fork(setup).map_err(prepare)?;
+    let mut args = ChildArgs {
+        launch,
+        argv: &argv,
+        envp: &envp,
+        setup,
+        fds,
+        inside: false,
+    };
+    let mut stack = vec![0u8; CHILD_STACK];
+    let forked = with_signals_blocked(|| fork(setup, &mut args, &mut stack));
+    let (pid, inside) = forked.map_err(prepare)?;
     if pid == 0 {
         child(launch, &argv, &envp, setup, &fds, inside);
     }
@@ -166,10 +188,64 @@ fn pointers(strings: &[std::ffi::CString]) -> Vec<*const c_char> {
         .collect()
 }
 
-/// Forks, into the run's cgroup v2 folder where there is one and the kernel
-/// can (Linux 5.7); returns the pid (0 in the child) and whether the child is
-/// already in that cgroup.
-fn fork(setup: &ChildSetup) -> nix::Result<(libc::pid_t, bool)> {
+/// What the child needs, for a child that starts in [`child_entry`].
+struct ChildArgs<'a> {
+    launch: &'a Launch,
+    argv: &'a [*const c_char],
+    envp: &'a [*const c_char],
+    setup: &'a ChildSetup,
+    fds: ChildFds,
+    /// Set before each try: whether the child is made inside its cgroup.
+    inside: bool,
+}
+
+/// Runs `f` with every signal blocked in this thread (a child that shares
+/// the memory must not run the runner's handlers before it has reset them).
+fn with_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: sigfillset(3)/pthread_sigmask(3) on live sigset_t values.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let out = f();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        out
+    }
+}
+
+/// Starts the child: on x86_64 one that shares this memory until its `exec`
+/// (see the module documentation), else a fork; into the run's cgroup v2
+/// folder where there is one and the kernel can (Linux 5.7). Returns the pid
+/// (0 in a forked child, which then goes on from the caller) and whether the
+/// child was made inside that cgroup.
+fn fork(
+    setup: &ChildSetup,
+    args: &mut ChildArgs<'_>,
+    stack: &mut [u8],
+) -> nix::Result<(libc::pid_t, bool)> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let cgroups: &[Option<RawFd>] = match &setup.unified {
+            Some(unified) => &[Some(unified.dir.as_raw_fd()), None],
+            None => &[None],
+        };
+        for cgroup in cgroups.iter().copied() {
+            args.inside = cgroup.is_some();
+            match clone_shared(cgroup, args, stack) {
+                Ok(pid) => return Ok((pid, args.inside)),
+                // No clone3 (Linux < 5.3): fork.
+                Err(Errno::ENOSYS) => break,
+                // No CLONE_INTO_CGROUP (< 5.7), or a cgroup that cannot
+                // take a new process this way: the child joins it instead.
+                Err(Errno::E2BIG | Errno::EINVAL | Errno::EOPNOTSUPP | Errno::EBUSY)
+                    if cgroup.is_some() => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (&args, &stack);
     if let Some(unified) = &setup.unified {
         let mut args = CloneArgs {
             flags: CLONE_INTO_CGROUP,
@@ -206,6 +282,71 @@ fn fork(setup: &ChildSetup) -> nix::Result<(libc::pid_t, bool)> {
     Ok((pid as libc::pid_t, false))
 }
 
+/// `clone3(CLONE_VM | CLONE_VFORK)`: a child on `stack` that shares this
+/// memory runs [`child_entry`] with `args`; returns once it has `exec`ed or
+/// exited. `cgroup`: the cgroup v2 folder to make it in.
+#[cfg(target_arch = "x86_64")]
+fn clone_shared(
+    cgroup: Option<RawFd>,
+    args: &ChildArgs<'_>,
+    stack: &mut [u8],
+) -> nix::Result<libc::pid_t> {
+    // The stack's top, 16-byte aligned: the child's stack pointer.
+    let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
+    let base = stack.as_mut_ptr() as usize;
+    let mut clone = CloneArgs {
+        flags: (libc::CLONE_VM | libc::CLONE_VFORK) as u64
+            | cgroup.map_or(0, |_| CLONE_INTO_CGROUP),
+        exit_signal: libc::SIGCHLD as u64,
+        stack: base as u64,
+        stack_size: (top - base) as u64,
+        cgroup: cgroup.map_or(0, |fd| fd as u64),
+        ..CloneArgs::default()
+    };
+    let entry: extern "C" fn(*const c_void) -> ! = child_entry;
+    let arg = (args as *const ChildArgs<'_>).cast::<c_void>();
+    let ret: i64;
+    // SAFETY: clone3(2) with a live struct of the size passed. In the child
+    // (rax 0) the kernel has switched to the top of `stack`, which this
+    // thread keeps (it is suspended until the child `exec`s or exits); the
+    // child calls `child_entry(arg)`, which never returns. rcx and r11 are
+    // clobbered by `syscall`; r12 and r13 carry the entry and its argument.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r12",
+            "call r13",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 => ret,
+            in("rdi") &mut clone as *mut CloneArgs,
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r12") arg,
+            in("r13") entry,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    if ret < 0 {
+        return Err(Errno::from_raw(-ret as i32));
+    }
+    Ok(ret as libc::pid_t)
+}
+
+/// Where a child that shares the memory starts: [`child`], with the
+/// arguments the spawning thread holds while it waits.
+#[cfg(target_arch = "x86_64")]
+extern "C" fn child_entry(arg: *const c_void) -> ! {
+    // SAFETY: `arg` is the ChildArgs of `clone_shared`'s caller, which is
+    // suspended (CLONE_VFORK) and keeps it until this child `exec`s or exits.
+    let a = unsafe { &*arg.cast::<ChildArgs<'_>>() };
+    child(a.launch, a.argv, a.envp, a.setup, &a.fds, a.inside)
+}
+
 /// Writes the failed step and `errno` on the report pipe and exits.
 fn fail(report: RawFd, step: Step) -> ! {
     let errno = Errno::last_raw().to_ne_bytes();
@@ -229,10 +370,23 @@ fn child(
 ) -> ! {
     let report = fds.report;
     // SAFETY: each call below is a system call (or a thin C wrapper of one)
-    // on values the parent prepared and this copy of its memory holds; all
-    // are async-signal-safe. Descriptors were made above 2, so `dup2` onto
-    // 0, 1 and 2 overwrites none of them.
+    // on values the parent prepared and this memory holds; all are
+    // async-signal-safe. Descriptors were made above 2, so `dup2` onto 0, 1
+    // and 2 overwrites none of them.
     unsafe {
+        // Every signal is blocked (see `with_signals_blocked`): the runner's
+        // handlers go before any can run here; ignored ones stay ignored.
+        for signal in 1..=LAST_SIGNAL {
+            let mut current: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(signal, std::ptr::null(), &mut current) == 0
+                && current.sa_sigaction != libc::SIG_IGN
+                && current.sa_sigaction != libc::SIG_DFL
+            {
+                let mut default: libc::sigaction = std::mem::zeroed();
+                default.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(signal, &default, std::ptr::null_mut());
+            }
+        }
         // A signal mask and ignored signals are inherited across `exec`; the
         // Rust runtime ignores SIGPIPE.
         let mut none: libc::sigset_t = std::mem::zeroed();
@@ -353,11 +507,9 @@ fn switch_user(creds: &Credentials) -> Result<(), Step> {
 /// it, so its pid 1. It dies with this child (the script) by its parent-death
 /// signal, and the kernel then kills every process left in the namespace,
 /// `setsid()` or not. Made the way `posix_spawn` makes a child: a clone that
-/// shares this child's memory (no copy of it) on a stack of its own, until it
-/// `exec`s `sleep`. This child does not wait for that (a wait costs a
-/// scheduler round trip, milliseconds on a busy host): the memory the init
-/// reads, `init` and its stack, stays as it is until this child `exec`s, and
-/// after that the init alone holds the old memory until its own `exec`.
+/// shares this child's memory (no copy of it) on a stack of its own; this
+/// child waits (`CLONE_VFORK`) until it has `exec`ed `sleep`, since that
+/// memory may be the runner's own, which goes on once this child `exec`s.
 fn start_namespace_init(init: &NamespaceInit) -> Result<(), ()> {
     // SAFETY: getpid(2) and pidfd_open(2) take integers; a failed pidfd_open
     // (Linux < 5.3) returns -1 and only skips a check in the init.
@@ -373,7 +525,7 @@ fn start_namespace_init(init: &NamespaceInit) -> Result<(), ()> {
         libc::clone(
             namespace_init,
             top as *mut c_void,
-            libc::CLONE_VM | libc::SIGCHLD,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
             (init as *const NamespaceInit).cast_mut().cast(),
         )
     };
@@ -382,14 +534,25 @@ fn start_namespace_init(init: &NamespaceInit) -> Result<(), ()> {
         // copy of its own (no CLONE_FILES).
         unsafe { libc::close(script) };
     }
-    if pid < 0 { Err(()) } else { Ok(()) }
+    if pid < 0 {
+        return Err(());
+    }
+    // The init `exec`ed or exited; exited means no `sleep` to run.
+    let mut status = 0;
+    // SAFETY: waitpid(2) on this child's own child, without waiting.
+    if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+        // SAFETY: errno is this thread's; set so the error says why.
+        unsafe { *libc::__errno_location() = libc::ENOEXEC };
+        return Err(());
+    }
+    Ok(())
 }
 
 /// The namespace's init until its `exec`: dies when the script does
 /// (parent-death signal, kept across `exec`), holds no descriptor (so it never
 /// keeps the script's output pipes open), reaps orphans without waiting
 /// (SIGCHLD ignored, kept across `exec`; handlers are reset by `exec`), then
-/// becomes `sleep`. It shares the child's memory, thread-local `errno`
+/// becomes `sleep`, or exits if it cannot. It shares the child's memory, thread-local `errno`
 /// included, so it makes no call expected to fail before `execve`.
 extern "C" fn namespace_init(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the child's NamespaceInit (see `start_namespace_init`);
@@ -421,10 +584,8 @@ extern "C" fn namespace_init(arg: *mut c_void) -> c_int {
         let argv: [*const c_char; 3] = [INIT_NAME.as_ptr(), INIT_SLEEP.as_ptr(), std::ptr::null()];
         let no_env: [*const c_char; 1] = [std::ptr::null()];
         libc::execve(init.sleep.as_ptr(), argv.as_ptr(), no_env.as_ptr());
-        // No `sleep` after all: stay as the init, holding the old memory.
-        loop {
-            libc::pause();
-        }
+        // No `sleep` after all: the script's start fails (see above).
+        libc::_exit(127)
     }
 }
 
