@@ -20,6 +20,7 @@ use crate::log::CappedLog;
 use crate::mask::Masker;
 use crate::output::Capture;
 use crate::runner::{Inner, Runner};
+use crate::sandbox::InitProgram;
 use crate::setup::{ChildSetup, Credentials, NamespaceInit};
 use crate::spec::{ExecOutcome, ExecSpec, ExitKind, Limits, Progress, size};
 use crate::user::RunUser;
@@ -234,7 +235,7 @@ fn prepare_run_dir(spec: &ExecSpec, user: Option<&RunUser>) -> Result<(), String
 fn child_setup(
     spec: &ExecSpec,
     cgroup: Option<&RunCgroup>,
-    namespace_init: Option<&CString>,
+    namespace_init: Option<&InitProgram>,
     subreaper: bool,
     user: Option<&RunUser>,
 ) -> Result<ChildSetup, String> {
@@ -249,7 +250,7 @@ fn child_setup(
             Some(cgroup) => cgroup.join_handles()?,
             None => Vec::new(),
         },
-        pid_namespace: namespace_init.map(|sleep| NamespaceInit::new(sleep.clone())),
+        pid_namespace: namespace_init.map(NamespaceInit::new),
         credentials: user.map(|u| Credentials {
             uid: u.uid,
             gid: u.gid,

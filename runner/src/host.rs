@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use crate::cgroup::{Bases, RunnerTree};
+use crate::sandbox::InitProgram;
 use crate::user::RunUser;
 
 /// What this process can use, probed once per process.
@@ -14,9 +15,9 @@ use crate::user::RunUser;
 pub(crate) struct Probe {
     pub(crate) root: bool,
     pub(crate) bases: Bases,
-    /// The `sleep` binary a run's PID namespace init runs, or why PID
-    /// namespaces cannot be made here.
-    pub(crate) pid_namespace: Result<CString, String>,
+    /// What a run's PID namespace init runs, or why PID namespaces cannot
+    /// be made here.
+    pub(crate) pid_namespace: Result<InitProgram, String>,
 }
 
 impl Probe {
@@ -27,7 +28,7 @@ impl Probe {
             let pid_namespace = if root {
                 crate::sandbox::probe_pid_namespace()
                     .map_err(|e| format!("PID namespaces are refused here ({e})"))
-                    .and_then(|()| sleep_binary())
+                    .and_then(|()| InitProgram::find(sleep_binary))
             } else {
                 Err("PID namespaces need root".to_string())
             };
@@ -40,7 +41,8 @@ impl Probe {
     }
 }
 
-/// The `sleep` a PID namespace's init becomes.
+/// The `sleep` a PID namespace's init becomes where the built image cannot
+/// be used.
 fn sleep_binary() -> Result<CString, String> {
     const PLACES: [&str; 2] = ["/bin/sleep", "/usr/bin/sleep"];
     PLACES

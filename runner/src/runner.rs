@@ -1,7 +1,6 @@
 //! The long-lived runner: set up once per process that runs scripts (the
 //! service's local runner, `execgov runner`), then any number of runs at once.
 
-use std::ffi::CString;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cgroup::{Allowed, RUNNER_PREFIX, RunnerTree};
 use crate::host::{Host, Probe};
 use crate::leftovers::{self, Leftover};
+use crate::sandbox::InitProgram;
 use crate::spawner::Spawner;
 use crate::spec::{ExecOutcome, ExecSpec};
 use crate::user::{RunUser, UserError};
@@ -69,8 +69,8 @@ pub(crate) struct Inner {
     /// Runs so far, to name each run's cgroup uniquely.
     pub(crate) seq: AtomicU64,
     pub(crate) leftovers: Vec<Leftover>,
-    /// The `sleep` each run's PID namespace init runs; `None`: no namespace.
-    pub(crate) namespace_init: Option<CString>,
+    /// What each run's PID namespace init runs; `None`: no namespace.
+    pub(crate) namespace_init: Option<InitProgram>,
 }
 
 impl fmt::Debug for Runner {

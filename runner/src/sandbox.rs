@@ -32,9 +32,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 
+mod image;
 mod pidns;
 mod steps;
 
+pub(crate) use image::InitProgram;
 pub(crate) use pidns::probe_pid_namespace;
 use pidns::start_namespace_init;
 use steps::{cloexec_from, switch_user};

@@ -7,6 +7,8 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::AtomicI32;
 
+use crate::sandbox::InitProgram;
+
 /// Stack of the PID namespace's init between its `clone` and its `exec`.
 const INIT_STACK: usize = 64 * 1024;
 
@@ -51,12 +53,15 @@ pub(crate) struct ChildSetup {
     pub(crate) run_dir: CString,
 }
 
-/// What the PID namespace's init runs: a `sleep` binary, so that the init holds
-/// none of the runner's memory (a fork that never `exec`s would keep a
+/// What the PID namespace's init runs (see `sandbox::image`), so that the init
+/// holds none of the runner's memory (a fork that never `exec`s would keep a
 /// copy-on-write snapshot of it for the whole run).
 #[derive(Debug)]
 pub(crate) struct NamespaceInit {
-    pub(crate) sleep: CString,
+    /// The image's memfd, -1 if `sleep` is run instead.
+    pub(crate) image: c_int,
+    /// The `sleep` binary where there is no image.
+    pub(crate) sleep: Option<CString>,
     /// The init's stack until its `exec`; it shares the child's memory then.
     pub(crate) stack: Vec<u8>,
     /// A pidfd of the child (the script-to-be), set in the child; -1 if none.
@@ -64,9 +69,10 @@ pub(crate) struct NamespaceInit {
 }
 
 impl NamespaceInit {
-    pub(crate) fn new(sleep: CString) -> NamespaceInit {
+    pub(crate) fn new(program: &InitProgram) -> NamespaceInit {
         NamespaceInit {
-            sleep,
+            image: program.image_fd(),
+            sleep: program.binary().cloned(),
             stack: vec![0; INIT_STACK],
             script: AtomicI32::new(-1),
         }

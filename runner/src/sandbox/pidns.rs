@@ -2,24 +2,20 @@
 //! (system calls only, see the parent module), and the probe that says whether
 //! this host lets the runner make namespaces.
 
-use std::ffi::{CStr, c_char, c_int, c_void};
+use std::ffi::{c_char, c_int, c_void};
 use std::io;
 use std::sync::atomic::Ordering;
 
+use super::image::{INIT_NAME, INIT_SLEEP, exec_image};
 use super::steps::FD_SCAN_LIMIT;
 use crate::setup::NamespaceInit;
-
-/// How the namespace's init shows in `ps`.
-const INIT_NAME: &CStr = c"execgov-pidns-init";
-/// Its argument: a sleep that outlasts any run (it dies with the script).
-const INIT_SLEEP: &CStr = c"2147483647";
 
 /// Starts the init of the PID namespace `unshare` made: the first process in
 /// it, so its pid 1. It dies with this child (the script) by its parent-death
 /// signal, and the kernel then kills every process left in the namespace,
 /// `setsid()` or not. Made the way `posix_spawn` makes a child: a clone that
 /// shares this child's memory (no copy of it) on a stack of its own; this
-/// child waits (`CLONE_VFORK`) until it has `exec`ed `sleep`, since that
+/// child waits (`CLONE_VFORK`) until it has `exec`ed its program, since that
 /// memory may be the runner's own, which goes on once this child `exec`s.
 pub(super) fn start_namespace_init(init: &NamespaceInit) -> Result<(), ()> {
     // SAFETY: getpid(2) and pidfd_open(2) take integers; a failed pidfd_open
@@ -63,7 +59,7 @@ pub(super) fn start_namespace_init(init: &NamespaceInit) -> Result<(), ()> {
 /// (parent-death signal, kept across `exec`), holds no descriptor (so it never
 /// keeps the script's output pipes open), reaps orphans without waiting
 /// (SIGCHLD ignored, kept across `exec`; handlers are reset by `exec`), then
-/// becomes `sleep`, or exits if it cannot. It shares the child's memory, thread-local `errno`
+/// becomes its program (see `image`), or exits if it cannot. It shares the child's memory, thread-local `errno`
 /// included, so it makes no call expected to fail before `execve`.
 extern "C" fn namespace_init(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the child's NamespaceInit (see `start_namespace_init`);
@@ -84,19 +80,41 @@ extern "C" fn namespace_init(arg: *mut c_void) -> c_int {
                 libc::_exit(0);
             }
         }
-        if libc::syscall(libc::SYS_close_range, 0, libc::c_uint::MAX, 0) != 0 {
-            for fd in 0..FD_SCAN_LIMIT {
-                libc::close(fd);
-            }
-        }
+        close_all_but(init.image);
         let mut ignore: libc::sigaction = std::mem::zeroed();
         ignore.sa_sigaction = libc::SIG_IGN;
         libc::sigaction(libc::SIGCHLD, &ignore, std::ptr::null_mut());
         let argv: [*const c_char; 3] = [INIT_NAME.as_ptr(), INIT_SLEEP.as_ptr(), std::ptr::null()];
         let no_env: [*const c_char; 1] = [std::ptr::null()];
-        libc::execve(init.sleep.as_ptr(), argv.as_ptr(), no_env.as_ptr());
-        // No `sleep` after all: the script's start fails (see above).
+        match &init.sleep {
+            // The memfd is close-on-exec: gone once the image runs.
+            None => exec_image(init.image, argv.as_ptr(), no_env.as_ptr()),
+            Some(sleep) => {
+                libc::execve(sleep.as_ptr(), argv.as_ptr(), no_env.as_ptr());
+            }
+        }
+        // No program after all: the script's start fails (see above).
         libc::_exit(127)
+    }
+}
+
+/// Closes every descriptor but `keep` (-1: none), so the init never keeps the
+/// script's output pipes open. System calls only.
+unsafe fn close_all_but(keep: c_int) {
+    let max = libc::c_uint::MAX;
+    // SAFETY: close_range(2) and close(2) with integers.
+    unsafe {
+        let done = if keep < 0 {
+            libc::syscall(libc::SYS_close_range, 0, max, 0) == 0
+        } else {
+            (keep == 0 || libc::syscall(libc::SYS_close_range, 0, keep - 1, 0) == 0)
+                && libc::syscall(libc::SYS_close_range, keep + 1, max, 0) == 0
+        };
+        if !done {
+            for fd in (0..FD_SCAN_LIMIT).filter(|fd| *fd != keep) {
+                libc::close(fd);
+            }
+        }
     }
 }
 
