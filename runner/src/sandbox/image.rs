@@ -2,10 +2,9 @@
 //! (its death ends the namespace) and reap orphans (SIGCHLD ignored does that),
 //! so on x86_64 it is a static executable of 129 bytes built here, kept in a
 //! sealed memfd and `exec`ed from it: no file on disk, no dynamic loader.
-//! `/bin/sleep` costs the machine about 1.7 ms per run in `ld.so` and libc's
-//! start (measured with `posix_spawn` in a loop on these machines), this image
-//! about 0.2 ms. Elsewhere, or where memfds may not be executed
-//! (`vm.memfd_noexec`), the host's `sleep`.
+//! Against `/bin/sleep` that saves about 0.6 ms of CPU per run, and as much of
+//! the start (the runner's `overhead` bench, docs/benchmarks.md). Elsewhere, or
+//! where memfds may not be executed (`vm.memfd_noexec`), the host's `sleep`.
 
 use std::ffi::{CString, c_char};
 use std::fs::File;
